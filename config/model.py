@@ -1,0 +1,303 @@
+"""Typed, frozen configuration of the whole system; every value the constructs use comes from here."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+
+PLACEHOLDER_ACCOUNT = "000000000000"
+
+def _account(value: str) -> str:
+    if not re.fullmatch(r"\d{12}", value):
+        raise ValueError(f"must be a 12-digit AWS account id (as a string), got {len(value)} characters")
+    return value
+
+
+Account = Annotated[str, AfterValidator(_account), Field(description="12-digit AWS account id")]
+Region = Annotated[str, Field(pattern=r"^[a-z]{2}(-gov)?-[a-z]+-\d$", description="AWS region, e.g. eu-west-1")]
+Name = Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]{1,30}$", description="lower-case letters, digits and '-'")]
+CONNECTION_ARN = re.compile(
+    r"^arn:aws[a-z-]*:(codeconnections|codestar-connections):[a-z0-9-]+:\d{12}:connection/[0-9a-f-]{36}$"
+)
+SECRET_ARN = re.compile(r"^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:[A-Za-z0-9/_+=.@-]+-[A-Za-z0-9]{6}$")
+EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+LAMBDA_ARN = re.compile(r"^arn:aws[a-z-]*:lambda:[a-z0-9-]+:\d{12}:function:[A-Za-z0-9_-]+$")
+CERTIFICATE_ARN = re.compile(r"^arn:aws[a-z-]*:acm:[a-z0-9-]+:\d{12}:certificate/[0-9a-f-]{36}$")
+# Fargate's valid CPU units and the memory (MiB) each allows.
+FARGATE_SIZES: dict[int, range] = {
+    256: range(512, 2049, 512),
+    512: range(1024, 4097, 1024),
+    1024: range(2048, 8193, 1024),
+    2048: range(4096, 16385, 1024),
+    4096: range(8192, 30721, 1024),
+}
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class SourceConfig(_Frozen):
+    owner: str = Field(pattern=r"^[A-Za-z0-9_.-]+$", description="GitHub owner or organisation")
+    repo: str = Field(pattern=r"^[A-Za-z0-9_.-]+$", description="repository name")
+    branch: str = Field(default="main", min_length=1, description="branch whose pushes start the pipeline")
+    connection_arn: str = Field(description="CodeConnections connection ARN, authorised once in the console")
+
+    @field_validator("connection_arn")
+    @classmethod
+    def _connection(cls, value: str) -> str:
+        if not CONNECTION_ARN.match(value):
+            raise ValueError(
+                "must be a CodeConnections ARN like "
+                "arn:aws:codeconnections:eu-west-1:123456789012:connection/<uuid>"
+            )
+        return value
+
+
+class NetworkConfig(_Frozen):
+    cidr: str = Field(default="10.0.0.0/16", pattern=r"^\d+\.\d+\.\d+\.\d+/(1[6-9]|2[0-4])$")
+    availability_zones: tuple[str, ...] = Field(description="AZ names (no lookups): at least two")
+    nat_gateways: int = Field(ge=1, le=6, description="one per AZ for high availability, one to save cost")
+    interface_endpoints: bool = Field(default=True, description="ECR, Logs, Secrets Manager endpoints (cost money)")
+
+    @field_validator("availability_zones")
+    @classmethod
+    def _azs(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if len(value) < 2:
+            raise ValueError(f"needs at least two availability zones for high availability, got {len(value)}")
+        if len(set(value)) != len(value):
+            raise ValueError("availability zones must be distinct")
+        return value
+
+    @model_validator(mode="after")
+    def _nat_per_az(self) -> NetworkConfig:
+        if self.nat_gateways > len(self.availability_zones):
+            raise ValueError(
+                f"nat_gateways ({self.nat_gateways}) cannot exceed the number of availability zones "
+                f"({len(self.availability_zones)})"
+            )
+        return self
+
+
+class ServiceConfig(_Frozen):
+    cpu: int = Field(description="Fargate CPU units: 256, 512, 1024, 2048 or 4096")
+    memory_mib: int
+    min_tasks: int = Field(ge=1, le=100)
+    max_tasks: int = Field(ge=1, le=100)
+    workers: int = Field(default=1, ge=1, le=16, description="server worker processes per task")
+    container_port: int = Field(default=8080, ge=1024, le=65535)
+    cpu_target_percent: int = Field(default=60, ge=10, le=90)
+    requests_per_target: int = Field(default=500, ge=10, description="ALB requests per target per minute to scale at")
+
+    @model_validator(mode="after")
+    def _sizes(self) -> ServiceConfig:
+        if self.cpu not in FARGATE_SIZES:
+            raise ValueError(f"cpu must be one of {sorted(FARGATE_SIZES)}, got {self.cpu}")
+        allowed = FARGATE_SIZES[self.cpu]
+        if self.memory_mib not in allowed:
+            raise ValueError(
+                f"memory_mib {self.memory_mib} is not valid with cpu {self.cpu}: "
+                f"allowed {allowed.start}-{allowed.stop - 1} in steps of {allowed.step}"
+            )
+        if self.min_tasks > self.max_tasks:
+            raise ValueError(f"min_tasks ({self.min_tasks}) is greater than max_tasks ({self.max_tasks})")
+        return self
+
+
+class DatabaseConfig(_Frozen):
+    instance_class: str = Field(pattern=r"^[a-z][a-z0-9]*\.[a-z0-9]+$", description="e.g. t4g.micro, r7g.large")
+    engine_version: str = Field(default="18.6", pattern=r"^18\.\d+$", description="PostgreSQL 18 minor version")
+    allocated_storage_gib: int = Field(default=20, ge=20, le=65536)
+    max_allocated_storage_gib: int = Field(default=100, ge=20, le=65536, description="storage autoscaling ceiling")
+    multi_az: bool = False
+    backup_retention_days: int = Field(default=7, ge=1, le=35)
+    deletion_protection: bool = False
+    rotation_days: int = Field(default=30, ge=1, le=365)
+    database_name: str = Field(default="app", pattern=r"^[a-z][a-z0-9_]{0,62}$")
+
+    @model_validator(mode="after")
+    def _storage(self) -> DatabaseConfig:
+        if self.max_allocated_storage_gib < self.allocated_storage_gib:
+            raise ValueError("max_allocated_storage_gib must be >= allocated_storage_gib")
+        return self
+
+
+class DeploymentConfig(_Frozen):
+    # Each value is chosen against the service's measured start-up (< 2 s to /healthz) and drain (< 1 s idle):
+    # see README "Fast, safe rollouts".
+    strategy: Literal["ROLLING", "CANARY", "LINEAR", "BLUE_GREEN"] = "ROLLING"
+    bake_minutes: int = Field(default=0, ge=0, le=1440)
+    canary_percent: float = Field(default=10, gt=0, lt=100)
+    linear_step_percent: float = Field(default=25, ge=3, le=100)
+    step_bake_minutes: int = Field(default=2, ge=0, le=60)
+    health_check_interval_seconds: int = Field(default=5, ge=5, le=300)
+    healthy_threshold: int = Field(default=2, ge=2, le=10)
+    unhealthy_threshold: int = Field(default=2, ge=2, le=10)
+    deregistration_delay_seconds: int = Field(default=15, ge=0, le=3600)
+    stop_timeout_seconds: int = Field(default=30, ge=2, le=120)
+    shutdown_timeout_seconds: int = Field(default=20, ge=1, le=110)
+    health_check_grace_seconds: int = Field(default=10, ge=0, le=600)
+    max_percent: int = Field(default=200, ge=100, le=400)
+    min_healthy_percent: int = Field(default=100, ge=0, le=100)
+
+    @model_validator(mode="after")
+    def _timeouts(self) -> DeploymentConfig:
+        if self.shutdown_timeout_seconds >= self.stop_timeout_seconds:
+            raise ValueError(
+                f"shutdown_timeout_seconds ({self.shutdown_timeout_seconds}) must be less than "
+                f"stop_timeout_seconds ({self.stop_timeout_seconds}) so ECS never kills a draining task"
+            )
+        if self.strategy != "ROLLING" and self.bake_minutes == 0:
+            raise ValueError(f"strategy {self.strategy} needs bake_minutes > 0")
+        return self
+
+
+class AlarmConfig(_Frozen):
+    error_rate_percent: float = Field(default=5, gt=0, le=100, description="ALB target 5xx / requests")
+    app_errors_per_10s: int = Field(default=5, ge=1, description="service ServerErrors in one 10 s period")
+    p99_latency_ms: int = Field(default=1000, ge=10)
+    unhealthy_hosts: int = Field(default=1, ge=1)
+    slow_request_ms: int = Field(default=1000, ge=10, description="log lines slower than this count as slow")
+    cpu_percent: int = Field(default=85, ge=10, le=100)
+    memory_percent: int = Field(default=85, ge=10, le=100)
+    db_cpu_percent: int = Field(default=80, ge=10, le=100)
+    db_free_storage_gib: int = Field(default=5, ge=1)
+    db_connections: int = Field(default=80, ge=1)
+    escalate_after_minutes: int = Field(default=15, ge=5, le=1440, description="warning that persists → critical")
+
+
+class NotificationConfig(_Frozen):
+    emails: tuple[str, ...] = ()
+    critical_endpoints: tuple[str, ...] = Field(
+        default=(), description="paging HTTPS URLs or chat-forwarder Lambda ARNs that receive critical alarms"
+    )
+
+    @field_validator("emails")
+    @classmethod
+    def _emails(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        bad = [e for e in value if not EMAIL.match(e)]
+        if bad:
+            raise ValueError(f"not e-mail addresses: {bad}")
+        return value
+
+    @field_validator("critical_endpoints")
+    @classmethod
+    def _endpoints(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        bad = [e for e in value if not (e.startswith("https://") or LAMBDA_ARN.match(e))]
+        if bad:
+            raise ValueError(f"each must be an https:// URL or a Lambda function ARN, got {bad}")
+        return value
+
+
+class TlsConfig(_Frozen):
+    domain_name: str = Field(pattern=r"^([a-z0-9-]+\.)+[a-z]{2,}$")
+    certificate_arn: str
+
+    @field_validator("certificate_arn")
+    @classmethod
+    def _cert(cls, value: str) -> str:
+        if not CERTIFICATE_ARN.match(value):
+            raise ValueError("must be an ACM certificate ARN")
+        return value
+
+
+class SharedSecretConfig(_Frozen):
+    env_var: str = Field(pattern=r"^[A-Z][A-Z0-9_]{1,63}$", description="variable the task sees")
+    secret: str = Field(description="secret name in the environment's account, or full ARN (required cross-account)")
+
+    @field_validator("secret")
+    @classmethod
+    def _secret(cls, value: str) -> str:
+        if value.startswith("arn:") and not SECRET_ARN.match(value):
+            raise ValueError("must be a full Secrets Manager secret ARN (with its 6-character suffix) or a name")
+        if not value.startswith("arn:") and not re.match(r"^[A-Za-z0-9/_+=.@-]{1,512}$", value):
+            raise ValueError("secret names may contain letters, digits and /_+=.@-")
+        return value
+
+
+class EnvironmentConfig(_Frozen):
+    name: Name
+    account: Account = PLACEHOLDER_ACCOUNT
+    region: Region
+    requires_approval: bool = Field(description="a person approves promotion into this environment")
+    color: str = Field(default="#6b7280", pattern=r"^#[0-9a-fA-F]{6}$", description="banner colour of the page")
+    log_retention_days: Literal[1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 3653]
+    network: NetworkConfig
+    service: ServiceConfig
+    database: DatabaseConfig
+    deployment: DeploymentConfig = DeploymentConfig()
+    alarms: AlarmConfig = AlarmConfig()
+    notifications: NotificationConfig = NotificationConfig()
+    tls: TlsConfig | None = None
+    waf: bool = False
+    alb_deletion_protection: bool = False
+    retain_data: bool = Field(default=False, description="snapshot/retain stateful resources on stack deletion")
+    tags: dict[str, str] = Field(default_factory=dict, description="extra tags on top of the standard ones")
+
+    @property
+    def uses_placeholder_account(self) -> bool:
+        return self.account == PLACEHOLDER_ACCOUNT
+
+    @model_validator(mode="after")
+    def _azs_in_region(self) -> EnvironmentConfig:
+        wrong = [az for az in self.network.availability_zones if not az.startswith(self.region)]
+        if wrong:
+            raise ValueError(f"availability zones {wrong} are not in region {self.region}")
+        return self
+
+
+class PipelineConfig(_Frozen):
+    account: Account = PLACEHOLDER_ACCOUNT
+    region: Region
+    notification_emails: tuple[str, ...] = ()
+    # SUPERSEDED: a newer commit overtakes an older one waiting at an approval (see README).
+    execution_mode: Literal["SUPERSEDED", "QUEUED"] = "SUPERSEDED"
+
+    @property
+    def uses_placeholder_account(self) -> bool:
+        return self.account == PLACEHOLDER_ACCOUNT
+
+
+class AppConfig(_Frozen):
+    project: Name
+    service_name: Name
+    owner: str = Field(min_length=1, max_length=128)
+    cost_center: str = Field(min_length=1, max_length=128)
+    source: SourceConfig
+    pipeline: PipelineConfig
+    shared_secrets: tuple[SharedSecretConfig, ...] = ()
+    environments: tuple[EnvironmentConfig, ...]
+
+    @field_validator("environments")
+    @classmethod
+    def _environments(cls, value: tuple[EnvironmentConfig, ...]) -> tuple[EnvironmentConfig, ...]:
+        if not value:
+            raise ValueError("at least one environment is required")
+        names = [e.name for e in value]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"environment names must be unique, repeated: {duplicates}")
+        return value
+
+    @property
+    def uses_placeholder_accounts(self) -> bool:
+        return self.pipeline.uses_placeholder_account or any(e.uses_placeholder_account for e in self.environments)
+
+    def environment(self, name: str) -> EnvironmentConfig:
+        for env in self.environments:
+            if env.name == name:
+                return env
+        raise KeyError(name)
+
+    def standard_tags(self, env: EnvironmentConfig | None) -> dict[str, str]:
+        tags = {
+            "Project": self.project,
+            "Service": self.service_name,
+            "Owner": self.owner,
+            "CostCenter": self.cost_center,
+            "ManagedBy": "cdk",
+            "Environment": env.name if env else "pipeline",
+        }
+        return {**(env.tags if env else {}), **tags}

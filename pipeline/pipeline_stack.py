@@ -1,0 +1,183 @@
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from aws_cdk import Duration, RemovalPolicy, Stack
+from aws_cdk import aws_codebuild as codebuild
+from aws_cdk import aws_codepipeline as codepipeline
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_sns as sns
+from aws_cdk import aws_sns_subscriptions as subscriptions
+from aws_cdk import pipelines
+from constructs import Construct
+
+from config import AppConfig
+from pipeline.buildspec import read_buildspec
+from pipeline.verification import verification_step
+from stages.nag import acknowledge, acknowledge_wildcards
+from stages.service_stage import ServiceStage
+
+REPOSITORY_ROOT = Path(__file__).resolve().parent.parent
+
+
+class PipelineStack(Stack):
+    """The self-mutating pipeline: source → build → self-update → assets → each environment in config order."""
+
+    def __init__(
+        self, scope: Construct, id_: str, *, app_config: AppConfig, cli_version: str, **kwargs: Any
+    ) -> None:
+        super().__init__(scope, id_, **kwargs)
+        source_config = app_config.source
+        self.key = kms.Key(
+            self, "PipelineKey", description="Pipeline build logs and notifications", enable_key_rotation=True,
+            removal_policy=RemovalPolicy.DESTROY,
+        )
+        self.key.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="AllowCloudWatchLogs",
+                principals=[iam.ServicePrincipal(f"logs.{self.region}.amazonaws.com")],
+                actions=["kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:Describe*"],
+                resources=["*"],
+                conditions={"ArnLike": {"kms:EncryptionContext:aws:logs:arn": f"arn:{self.partition}:logs:{self.region}:{self.account}:*"}},
+            )
+        )
+        self.key.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="AllowNotifications",
+                principals=[iam.ServicePrincipal("codestar-notifications.amazonaws.com")],
+                actions=["kms:Decrypt", "kms:GenerateDataKey*"],
+                resources=["*"],
+                conditions={"StringEquals": {"aws:SourceAccount": self.account}},
+            )
+        )
+        build_logs = logs.LogGroup(
+            self, "BuildLogs", retention=logs.RetentionDays.THREE_MONTHS, encryption_key=self.key,
+            removal_policy=RemovalPolicy.DESTROY,
+        )
+        self.source = pipelines.CodePipelineSource.connection(
+            f"{source_config.owner}/{source_config.repo}",
+            source_config.branch,
+            connection_arn=source_config.connection_arn,
+            trigger_on_push=True,
+            action_name="Checkout",
+        )
+        commit = self.source.source_attribute("CommitId")
+        buildspec = read_buildspec(REPOSITORY_ROOT / "buildspec.yml")
+        synth = pipelines.CodeBuildStep(
+            "Build",
+            input=self.source,
+            install_commands=buildspec.install,
+            commands=buildspec.build,
+            env={**buildspec.env, "COMMIT_ID": commit},
+            primary_output_directory="cdk.out",
+        )
+        cross_account = any(e.account != app_config.pipeline.account for e in app_config.environments)
+        self.pipeline = pipelines.CodePipeline(
+            self,
+            "Pipeline",
+            synth=synth,
+            pipeline_type=codepipeline.PipelineType.V2,
+            execution_mode=codepipeline.ExecutionMode[app_config.pipeline.execution_mode],
+            self_mutation=True,
+            cli_version=cli_version,
+            cross_account_keys=cross_account,
+            enable_key_rotation=cross_account,
+            # One publishing action per asset type and one deploy action per stack: fewer sequential CodeBuild starts.
+            publish_assets_in_parallel=False,
+            use_change_sets=False,
+            code_build_defaults=pipelines.CodeBuildOptions(
+                build_environment=codebuild.BuildEnvironment(
+                    build_image=codebuild.LinuxBuildImage.STANDARD_7_0,
+                    compute_type=codebuild.ComputeType.MEDIUM,
+                ),
+                logging=codebuild.LoggingOptions(cloud_watch=codebuild.CloudWatchLoggingOptions(log_group=build_logs)),
+                timeout=Duration.minutes(60),
+            ),
+        )
+        self.stages: list[ServiceStage] = []
+        last = app_config.environments[-1].name
+        review_url = f"https://github.com/{source_config.owner}/{source_config.repo}/commit/{commit}"
+        previous = None
+        for env in app_config.environments:
+            stage = ServiceStage(self, env.name.capitalize(), app_config=app_config, config=env)
+            pre: list[pipelines.Step] = []
+            if env.requires_approval:
+                pre.append(
+                    pipelines.ManualApprovalStep(
+                        f"Promote-to-{env.name}",
+                        comment=(
+                            f"Promote commit {commit} to {env.name}"
+                            + (f" (verified in {previous}: see its dashboard and the Verify step log)" if previous else "")
+                            + ". The link shows the commit."
+                        ),
+                        review_url=review_url,
+                    )
+                )
+            if env.name == last:
+                pre.append(pipelines.ConfirmPermissionsBroadening(f"Check-broadening-{env.name}", stage=stage))
+            self.pipeline.add_stage(
+                stage,
+                pre=pre,
+                post=[verification_step(env=env, stage=stage)],
+            )
+            self.stages.append(stage)
+            previous = env.name
+        self.pipeline.build_pipeline()
+        self._acknowledge_generated()
+        self.notifications = sns.Topic(
+            self, "Notifications", display_name="Pipeline: failures and approvals", master_key=self.key,
+            enforce_ssl=True,
+        )
+        for email in app_config.pipeline.notification_emails:
+            self.notifications.add_subscription(subscriptions.EmailSubscription(email))
+        self.pipeline.pipeline.notify_on(
+            "FailuresAndApprovals",
+            self.notifications,
+            events=[
+                codepipeline.PipelineNotificationEvents.PIPELINE_EXECUTION_FAILED,
+                codepipeline.PipelineNotificationEvents.MANUAL_APPROVAL_NEEDED,
+                codepipeline.PipelineNotificationEvents.ACTION_EXECUTION_FAILED,
+                codepipeline.PipelineNotificationEvents.PIPELINE_EXECUTION_SUCCEEDED,
+            ],
+        )
+
+    def _acknowledge_generated(self) -> None:
+        """Findings on what CDK Pipelines generates; our own resources carry their acknowledgments themselves."""
+        acknowledge_wildcards(
+            self.pipeline,
+            [
+                (r"^Action::s3:(GetObject|GetBucket|List|DeleteObject|Abort)\*$",
+                 "CDK Pipelines' artifact-bucket grant: object read/write verbs on the pipeline's own artifact bucket only"),
+                (r"^Resource::<PipelineArtifactsBucket[0-9A-F]{8}\.Arn>/\*$",
+                 "Objects of the pipeline's own artifact bucket; object keys are execution ids not known in advance"),
+                (r"^Resource::arn:<AWS::Partition>:(logs|codebuild):[a-z0-9-]+:\d{12}:(log-group:/aws/codebuild/|report-group/)",
+                 "CodeBuild's own log streams and report groups, named after each project at run time"),
+                (r"^Resource::arn:\*:iam::\d{12}:role/\*$",
+                 "Self-mutation assumes the CDK bootstrap roles (conditioned on the bootstrap role tag by CDK Pipelines)"),
+                (r"^Action::kms:(GenerateDataKey|ReEncrypt)\*$",
+                 "Artifact-bucket key grant limited to the pipeline's own key"),
+                (r"^Resource::\*$",
+                 "Actions without resource-level permissions: ecr:GetAuthorizationToken, cloudformation:DescribeStacks "
+                 "lookups and the approval function's codepipeline:PutApprovalResult set by CDK Pipelines"),
+                (r"^Resource::<PipelinePipelinesSecurityCheckCDKPipelinesAutoApprove[0-9A-F]{8}\.Arn>:\*$",
+                 "Invoking versions of the permissions-broadening auto-approve function"),
+            ],
+        )
+        acknowledge(
+            self.pipeline,
+            {
+                "AwsSolutions-CB4": "Build artifacts are encrypted by the artifact bucket's key; CodeBuild's own project encryption key is the AWS-managed S3 key for its transient cache",
+                "AwsSolutions-S1": "The artifact bucket holds transient build artifacts; every read and write is already recorded by CloudTrail data events if the account enables them",
+                "NIST.800.53.R5-S3BucketLoggingEnabled": "Same as AwsSolutions-S1: transient pipeline artifacts",
+                "NIST.800.53.R5-S3BucketReplicationEnabled": "Transient build artifacts are reproducible from git; replication would add cost and no recovery value",
+                "NIST.800.53.R5-S3BucketVersioningEnabled": "Artifacts are immutable per execution id; versioning adds nothing",
+                "NIST.800.53.R5-IAMNoInlinePolicy": "CDK Pipelines generates one inline policy per role, scoped to that role's resources; inline policies live and die with their role",
+                "NIST.800.53.R5-LambdaConcurrency": "The permissions-broadening approval function runs once per prod promotion",
+                "NIST.800.53.R5-LambdaDLQ": "The approval function is invoked synchronously by CodeBuild; failures fail the pipeline action",
+                "NIST.800.53.R5-LambdaInsideVPC": "The approval function calls only the CodePipeline API; a VPC adds no control",
+                "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]": "AWS-maintained policy limited to the function's own logs",
+            },
+        )

@@ -1,0 +1,206 @@
+from __future__ import annotations
+
+from aws_cdk import Duration, Fn, RemovalPolicy
+from aws_cdk import aws_certificatemanager as acm
+from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_elasticloadbalancingv2 as elbv2
+from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_wafv2 as wafv2
+from constructs import Construct
+
+from config import EnvironmentConfig
+from stages.nag import acknowledge
+
+TEST_LISTENER_PORT = 9000
+MANAGED_RULE_GROUPS = ("AWSManagedRulesCommonRuleSet", "AWSManagedRulesKnownBadInputsRuleSet", "AWSManagedRulesAmazonIpReputationList")
+
+
+class LoadBalancer(Construct):
+    """Internet-facing ALB: production listener (HTTPS when configured), a test listener for blue/green, WAF, logs."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        id_: str,
+        *,
+        config: EnvironmentConfig,
+        vpc: ec2.IVpc,
+        nat_public_ips: list[str],
+    ) -> None:
+        super().__init__(scope, id_)
+        removal = RemovalPolicy.RETAIN if config.retain_data else RemovalPolicy.DESTROY
+        server_access_logs = s3.Bucket(
+            self,
+            "AccessLogsAudit",
+            encryption=s3.BucketEncryption.S3_MANAGED,
+            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+            enforce_ssl=True,
+            versioned=True,
+            lifecycle_rules=[s3.LifecycleRule(expiration=Duration.days(365), noncurrent_version_expiration=Duration.days(30))],
+            removal_policy=removal,
+            auto_delete_objects=False,
+        )
+        acknowledge(
+            server_access_logs,
+            {
+                "AwsSolutions-S1": "This bucket is the sink of the access-log bucket's own server access logs; logging it would recurse",
+                "NIST.800.53.R5-S3BucketLoggingEnabled": "Same as AwsSolutions-S1: terminal log sink",
+                "NIST.800.53.R5-S3BucketReplicationEnabled": "Log data is not replicated cross-region: cost choice, losing it loses no customer data",
+                "NIST.800.53.R5-S3DefaultEncryptionKMS": "SSE-S3: the ALB log writer supports only S3-managed keys",
+            },
+        )
+        self.access_logs = s3.Bucket(
+            self,
+            "AccessLogs",
+            encryption=s3.BucketEncryption.S3_MANAGED,
+            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+            enforce_ssl=True,
+            versioned=True,
+            server_access_logs_bucket=server_access_logs,
+            server_access_logs_prefix="access-logs/",
+            lifecycle_rules=[
+                s3.LifecycleRule(
+                    expiration=Duration.days(config.log_retention_days),
+                    noncurrent_version_expiration=Duration.days(7),
+                )
+            ],
+            removal_policy=removal,
+        )
+        acknowledge(
+            self.access_logs,
+            {
+                "NIST.800.53.R5-S3BucketReplicationEnabled": "Access logs are not replicated cross-region: cost choice, no customer data",
+                "NIST.800.53.R5-S3DefaultEncryptionKMS": "SSE-S3: ALB access logging supports only S3-managed keys",
+            },
+        )
+        self.security_group = ec2.SecurityGroup(
+            self, "SecurityGroup", vpc=vpc, description="ALB: listener ports from the internet", allow_all_outbound=False
+        )
+        self.alb = elbv2.ApplicationLoadBalancer(
+            self,
+            "Alb",
+            vpc=vpc,
+            internet_facing=True,
+            vpc_subnets=ec2.SubnetSelection(subnet_type=ec2.SubnetType.PUBLIC),
+            security_group=self.security_group,
+            drop_invalid_header_fields=True,
+            deletion_protection=config.alb_deletion_protection,
+            http2_enabled=True,
+        )
+        self.alb.log_access_logs(self.access_logs, prefix="alb")
+        if config.tls:
+            certificate = acm.Certificate.from_certificate_arn(self, "Certificate", config.tls.certificate_arn)
+            self.listener = self.alb.add_listener(
+                "Https",
+                port=443,
+                protocol=elbv2.ApplicationProtocol.HTTPS,
+                certificates=[elbv2.ListenerCertificate.from_certificate_manager(certificate)],
+                ssl_policy=elbv2.SslPolicy.RECOMMENDED_TLS,
+                open=True,
+                default_action=elbv2.ListenerAction.fixed_response(404, content_type="application/json", message_body='{"error": "not found"}'),
+            )
+            self.alb.add_redirect(source_port=80, target_port=443)
+            self.url = f"https://{config.tls.domain_name}"
+        else:
+            self.listener = self.alb.add_listener(
+                "Http",
+                port=80,
+                protocol=elbv2.ApplicationProtocol.HTTP,
+                open=True,
+                default_action=elbv2.ListenerAction.fixed_response(404, content_type="application/json", message_body='{"error": "not found"}'),
+            )
+            self.url = f"http://{self.alb.load_balancer_dns_name}"
+            acknowledge(
+                self.listener,
+                {
+                    "NIST.800.53.R5-ELBv2ACMCertificateRequired": f"{config.name} has no certificate in config yet; setting tls switches to HTTPS",
+                },
+            )
+            acknowledge(
+                self.alb,
+                {
+                    "NIST.800.53.R5-ALBHttpToHttpsRedirection": (
+                        f"{config.name} has no domain/certificate in config yet: HTTP only until tls is configured, "
+                        "then the listener becomes HTTPS with an HTTP→HTTPS redirect"
+                    ),
+                },
+            )
+        self.test_listener: elbv2.ApplicationListener | None = None
+        if config.deployment.strategy != "ROLLING":
+            # Blue/green test listener, reached by the lifecycle-hook function from inside the VPC through the NAT
+            # gateways (the ALB is internet-facing, so it sees their public addresses, not the VPC CIDR).
+            self.test_listener = self.alb.add_listener(
+                "Test",
+                port=TEST_LISTENER_PORT,
+                protocol=elbv2.ApplicationProtocol.HTTP,
+                open=False,
+                default_action=elbv2.ListenerAction.fixed_response(
+                    404, content_type="application/json", message_body='{"error": "not found"}'
+                ),
+            )
+            for index, ip in enumerate(nat_public_ips):
+                self.security_group.add_ingress_rule(
+                    ec2.Peer.ipv4(Fn.join("", [ip, "/32"])),
+                    ec2.Port.tcp(TEST_LISTENER_PORT),
+                    f"Test listener from NAT gateway {index + 1}: the smoke-test hook inside the VPC",
+                )
+        acknowledge(
+            self.security_group,
+            {
+                "AwsSolutions-EC23": "Internet-facing load balancer: the listener port must be reachable from anywhere; WAF and the ALB's header checks guard it",
+                "NIST.800.53.R5-EC2RestrictedCommonPorts": "Port 80/443 is the public listener of an internet-facing load balancer",
+            },
+        )
+        reasons = {
+            "NIST.800.53.R5-EC2RestrictedSSH": "No SSH: listener ports only; the test listener admits the NAT gateways' addresses (tokens the rule cannot resolve)",
+        }
+        acknowledge(self.security_group, reasons)
+        alb_reasons = {}
+        if not config.waf:
+            alb_reasons["NIST.800.53.R5-ALBWAFEnabled"] = f"{config.name}: WAF off in config to save cost outside production (prod enables it)"
+        if not config.alb_deletion_protection:
+            alb_reasons["NIST.800.53.R5-ELBDeletionProtectionEnabled"] = f"{config.name} is disposable by design; prod enables deletion protection"
+        if alb_reasons:
+            acknowledge(self.alb, alb_reasons)
+        if self.test_listener is not None:
+            acknowledge(
+                self.test_listener,
+                {
+                    "NIST.800.53.R5-ELBv2ACMCertificateRequired": "Test listener reachable only from this VPC's NAT addresses; it carries smoke-test traffic to new tasks, no user data",
+                },
+            )
+        if config.waf:
+            self._add_waf(config)
+
+    def _add_waf(self, config: EnvironmentConfig) -> None:
+        rules = [
+            wafv2.CfnWebACL.RuleProperty(
+                name=group,
+                priority=index,
+                override_action=wafv2.CfnWebACL.OverrideActionProperty(none={}),
+                statement=wafv2.CfnWebACL.StatementProperty(
+                    managed_rule_group_statement=wafv2.CfnWebACL.ManagedRuleGroupStatementProperty(vendor_name="AWS", name=group)
+                ),
+                visibility_config=wafv2.CfnWebACL.VisibilityConfigProperty(
+                    cloud_watch_metrics_enabled=True, metric_name=group, sampled_requests_enabled=True
+                ),
+            )
+            for index, group in enumerate(MANAGED_RULE_GROUPS)
+        ]
+        acl = wafv2.CfnWebACL(
+            self,
+            "WebAcl",
+            default_action=wafv2.CfnWebACL.DefaultActionProperty(allow={}),
+            scope="REGIONAL",
+            visibility_config=wafv2.CfnWebACL.VisibilityConfigProperty(
+                cloud_watch_metrics_enabled=True, metric_name=f"{config.name}-web-acl", sampled_requests_enabled=True
+            ),
+            rules=rules,
+        )
+        acknowledge(
+            acl,
+            {
+                "NIST.800.53.R5-WAFv2LoggingEnabled": "Sampled requests and per-rule CloudWatch metrics are on; full request logging is a cost choice left to config owners",
+            },
+        )
+        wafv2.CfnWebACLAssociation(self, "WebAclAssociation", resource_arn=self.alb.load_balancer_arn, web_acl_arn=acl.attr_arn)

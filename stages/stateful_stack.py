@@ -1,0 +1,33 @@
+from __future__ import annotations
+
+from typing import Any
+
+from constructs import Construct
+
+from config import AppConfig, EnvironmentConfig
+from stages.environment_stack import EnvironmentStack
+from stages.app_secrets import AppSecrets
+from stages.database import Database
+from stages.environment_key import EnvironmentKey
+from stages.network import Network
+
+
+class StatefulStack(EnvironmentStack):
+    """What must survive a redeploy: network, key, database and secrets. Changes here are rare and reviewed."""
+
+    def __init__(
+        self, scope: Construct, id_: str, *, app_config: AppConfig, config: EnvironmentConfig, **kwargs: Any
+    ) -> None:
+        super().__init__(scope, id_, config=config, **kwargs)
+        self.key = EnvironmentKey(self, "EnvironmentKey", config=config).key
+        self.network = Network(self, "Network", config=config, key=self.key)
+        self.database = Database(
+            self,
+            "Database",
+            config=config,
+            vpc=self.network.vpc,
+            key=self.key,
+            instance_identifier=f"{app_config.project}-{app_config.service_name}-{config.name}",
+            secrets_manager_endpoint=self.network.secrets_manager_endpoint,
+        )
+        self.secrets = AppSecrets(self, "Secrets", config=config, key=self.key, shared=app_config.shared_secrets)

@@ -1,0 +1,68 @@
+"""One synthesis of the whole app per test session (with cdk-nag), shared by every infrastructure test."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import aws_cdk as cdk
+import pytest
+from aws_cdk.assertions import Template
+
+import app as app_module
+from config import AppConfig, load_config
+
+
+@pytest.fixture(scope="session")
+def context() -> dict[str, Any]:
+    return app_module.default_context()
+
+
+@pytest.fixture(scope="session")
+def config(context: dict[str, Any]) -> AppConfig:
+    return load_config(context, {})
+
+
+@pytest.fixture(scope="session")
+def assembly_dir(tmp_path_factory: pytest.TempPathFactory, context: dict[str, Any], config: AppConfig) -> Path:
+    outdir = tmp_path_factory.mktemp("cdk.out")
+    app = cdk.App(outdir=str(outdir), context=context)
+    app_module.build(app, config)
+    # Raises ValidationFailed on any unacknowledged cdk-nag finding (AwsSolutions and NIST 800-53 R5).
+    app.synth()
+    return outdir
+
+
+@pytest.fixture(scope="session")
+def templates(assembly_dir: Path) -> dict[str, dict[str, Any]]:
+    """Every stack template by display name, e.g. 'delivery-notes-pipeline/Prod/Stateless'."""
+    found: dict[str, dict[str, Any]] = {}
+    for directory in [assembly_dir, *sorted(assembly_dir.glob("assembly-*"))]:
+        manifest = json.loads((directory / "manifest.json").read_text())
+        for name, artifact in manifest["artifacts"].items():
+            if artifact["type"] == "aws:cloudformation:stack":
+                found[artifact.get("displayName", name)] = json.loads(
+                    (directory / artifact["properties"]["templateFile"]).read_text()
+                )
+    return found
+
+
+@pytest.fixture(scope="session")
+def template_of(templates: dict[str, dict[str, Any]], config: AppConfig) -> Callable[[str, str], Template]:
+    prefix = f"{config.project}-{config.service_name}-pipeline"
+
+    def get(env: str, kind: str) -> Template:
+        return Template.from_json(templates[f"{prefix}/{env.capitalize()}/{kind}"])
+
+    return get
+
+
+@pytest.fixture(scope="session")
+def pipeline_template(templates: dict[str, dict[str, Any]], config: AppConfig) -> dict[str, Any]:
+    return templates[f"{config.project}-{config.service_name}-pipeline"]
+
+
+def resources_of(template: dict[str, Any], kind: str) -> dict[str, dict[str, Any]]:
+    return {k: v for k, v in template.get("Resources", {}).items() if v["Type"] == kind}

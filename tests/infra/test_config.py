@@ -1,0 +1,103 @@
+from __future__ import annotations
+
+import copy
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from config import PLACEHOLDER_ACCOUNT, ConfigError, load_config
+
+pytestmark = pytest.mark.xdist_group("infra")
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def with_override(context: dict[str, Any], key: str, value: Any) -> dict[str, Any]:
+    return {**copy.deepcopy(context), f"delivery.{key}": value}
+
+
+def test_defaults_load_in_config_order(context):
+    config = load_config(context, {})
+    assert [e.name for e in config.environments] == ["dev", "staging", "prod"]
+    assert [e.requires_approval for e in config.environments] == [False, True, True]
+    assert config.uses_placeholder_accounts
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        ("environments.prod.account", "1234567890", "environments.prod.account: must be a 12-digit AWS account id (as a string), got 10 characters"),
+        ("environments.prod.service.min_tasks", 20, "environments.prod.service: Value error, min_tasks (20) is greater than max_tasks (12)".replace("Value error, ", "")),
+        ("environments.dev.network.availability_zones", ["eu-west-1a"], "environments.dev.network.availability_zones: needs at least two availability zones"),
+        ("source.connection_arn", "arn:aws:codestar:eu-west-1:1:conn/x", "source.connection_arn: must be a CodeConnections ARN"),
+        ("environments.staging.service.memory_mib", 300, "environments.staging.service: memory_mib 300 is not valid with cpu 512"),
+        ("environments.dev.network.nat_gateways", 3, "nat_gateways (3) cannot exceed the number of availability zones (2)"),
+        ("environments.prod.deployment.shutdown_timeout_seconds", 40, "must be less than stop_timeout_seconds"),
+        ("environments.dev.log_retention_days", 10, "environments.dev.log_retention_days: Input should be 1, 3, 5, 7"),
+    ],
+)
+def test_bad_input_names_the_field_and_what_is_allowed(context, key, value, message):
+    with pytest.raises(ConfigError) as error:
+        load_config(with_override(context, key, value), {})
+    assert message in str(error.value)
+
+
+def test_unknown_environment_in_override_lists_known_ones(context):
+    with pytest.raises(ConfigError, match="unknown environment 'prd' in override 'environments.prd.account'; known: dev, staging, prod"):
+        load_config(with_override(context, "environments.prd.account", "123456789012"), {})
+
+
+def test_unknown_field_is_rejected(context):
+    with pytest.raises(ConfigError, match="environments.dev.service.cpus: Extra inputs are not permitted"):
+        load_config(with_override(context, "environments.dev.service.cpus", 512), {})
+
+
+def test_context_and_environment_overrides(context):
+    ctx = with_override(context, "environments.staging.service.max_tasks", "9")
+    config = load_config(
+        ctx,
+        {"DELIVERY_ACCOUNT_PROD": "111111111111", "DELIVERY_PIPELINE_ACCOUNT": "222222222222", "DELIVERY_REPOSITORY": "acme/shop"},
+    )
+    assert config.environment("staging").service.max_tasks == 9
+    assert config.environment("prod").account == "111111111111"
+    assert config.environment("dev").account == PLACEHOLDER_ACCOUNT
+    assert (config.pipeline.account, config.source.owner, config.source.repo) == ("222222222222", "acme", "shop")
+
+
+def test_deploy_refuses_placeholder_accounts_naming_each_field(context):
+    with pytest.raises(ConfigError) as error:
+        load_config(context, {"DELIVERY_ACCOUNT_PROD": "111111111111"}, require_real_accounts=True)
+    text = str(error.value)
+    assert "pipeline.account" in text and "environments.dev.account" in text and "environments.staging.account" in text
+    assert "environments.prod.account" not in text
+    real = {f"DELIVERY_ACCOUNT_{n}": "111111111111" for n in ("DEV", "STAGING", "PROD")}
+    assert not load_config(context, {**real, "DELIVERY_PIPELINE_ACCOUNT": "222222222222"}, require_real_accounts=True).uses_placeholder_accounts
+
+
+def run_app(env: dict[str, str], context: dict[str, Any] | None = None) -> subprocess.CompletedProcess[str]:
+    full_env = {**os.environ, **env}
+    if context is not None:
+        full_env["CDK_CONTEXT_JSON"] = json.dumps(context)
+    return subprocess.run(
+        [sys.executable, "app.py"], cwd=ROOT, env=full_env, capture_output=True, text=True, timeout=120, check=False
+    )
+
+
+def test_app_rejects_a_deploy_with_placeholders_before_synthesizing(tmp_path):
+    result = run_app({"DELIVERY_REQUIRE_REAL_ACCOUNTS": "1", "CDK_OUTDIR": str(tmp_path)})
+    assert result.returncode == 2
+    assert "ConfigError: refusing to deploy with placeholder account ids: set pipeline.account" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "manifest.json").exists()
+
+
+def test_app_rejects_bad_cli_context_with_one_clear_line(tmp_path):
+    result = run_app({"CDK_OUTDIR": str(tmp_path)}, {"delivery.environments.prod.service.min_tasks": "50"})
+    assert result.returncode == 2
+    assert "environments.prod.service.min_tasks: Input should be less than or equal to 100 (got 50)" not in result.stderr
+    assert "min_tasks (50) is greater than max_tasks (12)" in result.stderr
+    assert "Traceback" not in result.stderr

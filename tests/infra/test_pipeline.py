@@ -1,0 +1,119 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from pipeline.buildspec import read_buildspec
+from tests.infra.conftest import resources_of
+
+pytestmark = pytest.mark.xdist_group("infra")
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def pipeline(pipeline_template):
+    (resource,) = resources_of(pipeline_template, "AWS::CodePipeline::Pipeline").values()
+    return resource["Properties"]
+
+
+def actions(pipeline, stage_name):
+    stage = next(s for s in pipeline["Stages"] if s["Name"] == stage_name)
+    return sorted(stage["Actions"], key=lambda a: (a.get("RunOrder", 1), a["Name"]))
+
+
+def test_pipeline_is_v2_superseded_and_stages_follow_config_order(pipeline, config):
+    assert pipeline["PipelineType"] == "V2"
+    assert pipeline["ExecutionMode"] == "SUPERSEDED"
+    envs = [e.name.capitalize() for e in config.environments]
+    assert [s["Name"] for s in pipeline["Stages"]] == ["Source", "Build", "UpdatePipeline", "Assets", *envs]
+
+
+def test_source_is_the_configured_connection_and_branch_and_triggers_on_push(pipeline, config):
+    (source,) = actions(pipeline, "Source")
+    assert source["ActionTypeId"]["Provider"] == "CodeStarSourceConnection"
+    assert source["Configuration"] == {
+        "ConnectionArn": config.source.connection_arn,
+        "FullRepositoryId": f"{config.source.owner}/{config.source.repo}",
+        "BranchName": config.source.branch,
+        "DetectChanges": True,
+    }
+
+
+def test_self_mutation_uses_the_pinned_cli(pipeline, pipeline_template):
+    (mutate,) = actions(pipeline, "UpdatePipeline")
+    assert mutate["Name"] == "SelfMutate"
+    cli = json.loads((ROOT / "package.json").read_text())["devDependencies"]["aws-cdk"]
+    projects = resources_of(pipeline_template, "AWS::CodeBuild::Project")
+    specs = [p["Properties"]["Source"]["BuildSpec"] for p in projects.values()]
+    mutation_spec = next(s for s in specs if "cdk -a . deploy" in s)
+    assert f"npm install -g aws-cdk@{cli}" in mutation_spec
+
+
+def test_build_runs_the_buildspec_make_targets(pipeline_template):
+    commands = read_buildspec(ROOT / "buildspec.yml")
+    assert any("make" in c for c in commands.build)
+    specs = [p["Properties"]["Source"]["BuildSpec"] for p in resources_of(pipeline_template, "AWS::CodeBuild::Project").values()]
+    build_spec = next(json.loads(s) for s in specs if '"make synth"' in s)
+    assert build_spec["phases"]["install"]["commands"] == commands.install
+    assert build_spec["phases"]["build"]["commands"] == commands.build
+
+
+def test_assets_publish_in_one_action_per_type(pipeline):
+    assert [a["Name"] for a in actions(pipeline, "Assets")] == ["DockerAssets", "FileAssets"]
+
+
+def test_approvals_before_staging_and_prod_name_the_commit_and_link_to_it(pipeline, config):
+    for env in config.environments:
+        approvals = [a for a in actions(pipeline, env.name.capitalize()) if a["Name"].startswith("Promote-to-")]
+        if not env.requires_approval:
+            assert approvals == []
+            continue
+        (approval,) = approvals
+        assert approval["ActionTypeId"]["Category"] == "Approval"
+        assert approval["RunOrder"] == 1
+        assert "#{Source@" in approval["Configuration"]["CustomData"] and ".CommitId}" in approval["Configuration"]["CustomData"]
+        assert approval["Configuration"]["ExternalEntityLink"].startswith(
+            f"https://github.com/{config.source.owner}/{config.source.repo}/commit/#{{Source@"
+        )
+
+
+def test_each_environment_deploys_stateful_then_stateless_then_verifies(pipeline, config):
+    for env in config.environments:
+        stage = actions(pipeline, env.name.capitalize())
+        deploys = [a for a in stage if a["ActionTypeId"]["Provider"] == "CloudFormation"]
+        assert [a["Name"].split(".")[0].rsplit("-", 1)[1] for a in deploys] == ["stateful", "stateless"]
+        assert deploys[0]["RunOrder"] < deploys[1]["RunOrder"]
+        verify = next(a for a in stage if a["Name"] == f"Verify-{env.name}")
+        assert verify["RunOrder"] > deploys[1]["RunOrder"]
+        env_vars = json.loads(verify["Configuration"]["EnvironmentVariables"])
+        names = {v["name"] for v in env_vars}
+        assert {"SERVICE_URL", "CLUSTER_NAME", "SERVICE_NAME", "TASK_DEFINITION_ARN"} <= names
+
+
+def test_verification_runs_the_rollout_check_and_the_smoke_test(pipeline_template):
+    specs = [p["Properties"]["Source"]["BuildSpec"] for p in resources_of(pipeline_template, "AWS::CodeBuild::Project").values()]
+    verify_specs = [s for s in specs if "verify_rollout.py" in s]
+    assert len(verify_specs) == 3
+    for spec in verify_specs:
+        assert "smoke/smoke_test.py" in spec
+
+
+def test_prod_needs_a_human_for_permission_broadening(pipeline, config):
+    last = config.environments[-1].name.capitalize()
+    names = [a["Name"] for a in actions(pipeline, last)]
+    assert any(n.startswith("Check-broadening") and n.endswith(".Check") for n in names)
+    assert any(n.startswith("Check-broadening") and n.endswith(".Confirm") for n in names)
+
+
+def test_failures_and_waiting_approvals_are_notified(pipeline_template):
+    (rule,) = resources_of(pipeline_template, "AWS::CodeStarNotifications::NotificationRule").values()
+    events = set(rule["Properties"]["EventTypeIds"])
+    assert {
+        "codepipeline-pipeline-pipeline-execution-failed",
+        "codepipeline-pipeline-manual-approval-needed",
+        "codepipeline-pipeline-action-execution-failed",
+    } <= events
+    (topic,) = resources_of(pipeline_template, "AWS::SNS::Topic").values()
+    assert "KmsMasterKeyId" in topic["Properties"]

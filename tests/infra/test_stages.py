@@ -1,0 +1,203 @@
+from __future__ import annotations
+
+import pytest
+from aws_cdk.assertions import Match
+
+from stages.naming import DEPLOYMENT_ALARMS, alarm_name
+from tests.infra.conftest import resources_of
+
+pytestmark = pytest.mark.xdist_group("infra")
+ENVS = ["dev", "staging", "prod"]
+
+
+def stateful(templates, config, env):
+    return templates[f"{config.project}-{config.service_name}-pipeline/{env.capitalize()}/Stateful"]
+
+
+def stateless(templates, config, env):
+    return templates[f"{config.project}-{config.service_name}-pipeline/{env.capitalize()}/Stateless"]
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_network_spans_the_configured_azs_with_three_tiers(templates, config, env):
+    cfg = config.environment(env)
+    template = stateful(templates, config, env)
+    subnets = resources_of(template, "AWS::EC2::Subnet").values()
+    azs = {s["Properties"]["AvailabilityZone"] for s in subnets}
+    assert azs == set(cfg.network.availability_zones)
+    tiers = {
+        next(t["Value"] for t in s["Properties"]["Tags"] if t["Key"] == "aws-cdk:subnet-name") for s in subnets
+    }
+    assert tiers == {"Public", "Private", "Isolated"}
+    assert len(resources_of(template, "AWS::EC2::NatGateway")) == cfg.network.nat_gateways
+    assert len(resources_of(template, "AWS::EC2::FlowLog")) == 1
+    endpoints = [e["Properties"] for e in resources_of(template, "AWS::EC2::VPCEndpoint").values()]
+    assert len(endpoints) == 5  # S3 gateway + ECR API, ECR Docker, Logs, Secrets Manager
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_database_is_postgres_18_private_encrypted_and_sized_from_config(templates, config, env, template_of):
+    cfg = config.environment(env).database
+    template = template_of(env, "Stateful")
+    template.has_resource_properties(
+        "AWS::RDS::DBInstance",
+        {
+            "Engine": "postgres",
+            "EngineVersion": cfg.engine_version,
+            "DBInstanceClass": f"db.{cfg.instance_class}",
+            "MultiAZ": cfg.multi_az,
+            "DeletionProtection": cfg.deletion_protection,
+            "StorageEncrypted": True,
+            "KmsKeyId": Match.any_value(),
+            "PubliclyAccessible": False,
+            "EnableIAMDatabaseAuthentication": True,
+            "BackupRetentionPeriod": cfg.backup_retention_days,
+            "MaxAllocatedStorage": cfg.max_allocated_storage_gib,
+            "EnableCloudwatchLogsExports": ["postgresql", "upgrade"],
+        },
+    )
+    template.has_resource_properties(
+        "AWS::RDS::DBParameterGroup", {"Parameters": Match.object_like({"rds.force_ssl": "1"})}
+    )
+    (instance,) = resources_of(stateful(templates, config, env), "AWS::RDS::DBInstance").values()
+    expected_policy = "Snapshot" if config.environment(env).retain_data else "Delete"
+    assert instance["DeletionPolicy"] == expected_policy
+    template.has_resource_properties(
+        "AWS::SecretsManager::RotationSchedule",
+        {"RotationRules": {"ScheduleExpression": f"rate({cfg.rotation_days} days)"}},
+    )
+    # Host and port land in the secret through the attachment, not by copying.
+    template.resource_count_is("AWS::SecretsManager::SecretTargetAttachment", 1)
+
+
+def test_only_prod_is_multi_az_with_deletion_protection(config):
+    prod = config.environment("prod")
+    assert prod.database.multi_az and prod.database.deletion_protection and prod.retain_data
+    assert not config.environment("dev").database.multi_az
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_service_rolls_back_on_circuit_breaker_and_on_alarms_that_exist_here(templates, config, env, template_of):
+    cfg = config.environment(env)
+    template = stateless(templates, config, env)
+    (service,) = resources_of(template, "AWS::ECS::Service").values()
+    props = service["Properties"]
+    deployment = props["DeploymentConfiguration"]
+    assert deployment["DeploymentCircuitBreaker"] == {"Enable": True, "Rollback": True}
+    names = [alarm_name(config, cfg, kind) for kind in DEPLOYMENT_ALARMS]
+    assert deployment["Alarms"] == {"AlarmNames": names, "Enable": True, "Rollback": True}
+    declared = {a["Properties"].get("AlarmName") for a in resources_of(template, "AWS::CloudWatch::Alarm").values()}
+    assert set(names) <= declared
+    assert props["DeploymentController"] == {"Type": "ECS"}
+    assert deployment["MinimumHealthyPercent"] == cfg.deployment.min_healthy_percent
+    assert props["HealthCheckGracePeriodSeconds"] == cfg.deployment.health_check_grace_seconds
+    app_alarm = next(
+        a["Properties"] for a in resources_of(template, "AWS::CloudWatch::Alarm").values()
+        if a["Properties"].get("AlarmName") == alarm_name(config, cfg, "app-server-errors")
+    )
+    assert app_alarm["Period"] == 10 and app_alarm["MetricName"] == "ServerErrors"
+
+
+def test_prod_shifts_traffic_by_canary_with_bake_time_and_a_smoke_test_hook(templates, config):
+    cfg = config.environment("prod").deployment
+    template = stateless(templates, config, "prod")
+    (service,) = resources_of(template, "AWS::ECS::Service").values()
+    deployment = service["Properties"]["DeploymentConfiguration"]
+    assert deployment["Strategy"] == "CANARY"
+    assert deployment["BakeTimeInMinutes"] == cfg.bake_minutes
+    assert deployment["CanaryConfiguration"]["CanaryPercent"] == cfg.canary_percent
+    (hook,) = deployment["LifecycleHooks"]
+    assert hook["LifecycleStages"] == ["POST_TEST_TRAFFIC_SHIFT"]
+    advanced = service["Properties"]["LoadBalancers"][0]["AdvancedConfiguration"]
+    assert {"AlternateTargetGroupArn", "ProductionListenerRule", "TestListenerRule", "RoleArn"} <= set(advanced)
+    test_listener = next(
+        l["Properties"] for l in resources_of(template, "AWS::ElasticLoadBalancingV2::Listener").values()
+        if l["Properties"]["Port"] == 9000
+    )
+    assert test_listener["Protocol"] == "HTTP"
+    for env in ("dev", "staging"):
+        (other,) = resources_of(stateless(templates, config, env), "AWS::ECS::Service").values()
+        assert "Strategy" not in other["Properties"]["DeploymentConfiguration"] or other["Properties"]["DeploymentConfiguration"]["Strategy"] == "ROLLING"
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_fast_rolling_settings_come_from_config(templates, config, env):
+    cfg = config.environment(env).deployment
+    template = stateless(templates, config, env)
+    for group in resources_of(template, "AWS::ElasticLoadBalancingV2::TargetGroup").values():
+        props = group["Properties"]
+        assert props["HealthCheckPath"] == "/healthz"
+        assert props["HealthCheckIntervalSeconds"] == cfg.health_check_interval_seconds
+        assert props["HealthyThresholdCount"] == cfg.healthy_threshold
+        assert {"Key": "deregistration_delay.timeout_seconds", "Value": str(cfg.deregistration_delay_seconds)} in props["TargetGroupAttributes"]
+    (task,) = resources_of(template, "AWS::ECS::TaskDefinition").values()
+    (container,) = task["Properties"]["ContainerDefinitions"]
+    assert container["StopTimeout"] == cfg.stop_timeout_seconds
+    env_vars = {e["Name"]: e["Value"] for e in container["Environment"]}
+    assert env_vars["SHUTDOWN_TIMEOUT_SECONDS"] == str(cfg.shutdown_timeout_seconds)
+    assert env_vars["ENVIRONMENT"] == env and env_vars["ENV_COLOR"] == config.environment(env).color
+    assert container["ReadonlyRootFilesystem"] is True
+    assert {s["Name"] for s in container["Secrets"]} == {"APP_SECRET", "THIRD_PARTY_API_KEY"}
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_scaling_tracks_cpu_and_requests_within_configured_bounds(templates, config, env, template_of):
+    cfg = config.environment(env).service
+    template = template_of(env, "Stateless")
+    template.has_resource_properties(
+        "AWS::ApplicationAutoScaling::ScalableTarget", {"MinCapacity": cfg.min_tasks, "MaxCapacity": cfg.max_tasks}
+    )
+    policies = resources_of(stateless(templates, config, env), "AWS::ApplicationAutoScaling::ScalingPolicy").values()
+    kinds = sorted(
+        p["Properties"]["TargetTrackingScalingPolicyConfiguration"]["PredefinedMetricSpecification"]["PredefinedMetricType"]
+        for p in policies
+    )
+    groups = 1 if config.environment(env).deployment.strategy == "ROLLING" else 2
+    assert kinds == ["ALBRequestCountPerTarget"] * groups + ["ECSServiceAverageCPUUtilization"]
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_every_log_group_has_retention_and_the_environment_key(templates, config, env):
+    retention = config.environment(env).log_retention_days
+    for kind in ("Stateful", "Stateless"):
+        template = templates[f"{config.project}-{config.service_name}-pipeline/{env.capitalize()}/{kind}"]
+        for name, group in resources_of(template, "AWS::Logs::LogGroup").items():
+            assert group["Properties"]["RetentionInDays"] == retention, name
+            assert "KmsKeyId" in group["Properties"], name
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_security_groups_chain_internet_alb_service_database(templates, config, env):
+    template = stateless(templates, config, env)
+    ingress = list(resources_of(template, "AWS::EC2::SecurityGroupIngress").values())
+    database_rules = [r["Properties"] for r in ingress if r["Properties"].get("FromPort") == 5432]
+    assert len(database_rules) == 1 and "SourceSecurityGroupId" in database_rules[0]
+    container_port = config.environment(env).service.container_port
+    service_rules = [r["Properties"] for r in ingress if r["Properties"].get("FromPort") == container_port]
+    assert len(service_rules) == 1 and "SourceSecurityGroupId" in service_rules[0]
+    groups = resources_of(template, "AWS::EC2::SecurityGroup")
+    alb_group = next(g["Properties"] for n, g in groups.items() if n.startswith("LoadBalancerSecurityGroup"))
+    public = [r for r in alb_group.get("SecurityGroupIngress", []) if r.get("CidrIp") == "0.0.0.0/0"]
+    assert [r["FromPort"] for r in public] == [80]
+
+
+def test_waf_and_alb_deletion_protection_only_where_configured(templates, config):
+    for env in ENVS:
+        cfg = config.environment(env)
+        template = stateless(templates, config, env)
+        assert bool(resources_of(template, "AWS::WAFv2::WebACLAssociation")) == cfg.waf
+        (alb,) = resources_of(template, "AWS::ElasticLoadBalancingV2::LoadBalancer").values()
+        attributes = {a["Key"]: a["Value"] for a in alb["Properties"]["LoadBalancerAttributes"]}
+        assert attributes["deletion_protection.enabled"] == str(cfg.alb_deletion_protection).lower()
+        assert attributes["routing.http.drop_invalid_header_fields.enabled"] == "true"
+        assert attributes["access_logs.s3.enabled"] == "true"
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_deployment_failures_and_rollbacks_are_notified(templates, config, env):
+    template = stateless(templates, config, env)
+    rules = [r["Properties"] for r in resources_of(template, "AWS::Events::Rule").values()]
+    ecs_rule = next(r for r in rules if r["EventPattern"].get("source") == ["aws.ecs"])
+    assert "SERVICE_DEPLOYMENT_ROLLBACK_STARTED" in ecs_rule["EventPattern"]["detail"]["eventName"]
+    topics = resources_of(template, "AWS::SNS::Topic")
+    assert all("KmsMasterKeyId" in t["Properties"] for t in topics.values()) and len(topics) == 2
