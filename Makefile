@@ -38,11 +38,11 @@ synth: install ## synthesize the whole system offline into cdk.out and summarize
 .PHONY: test
 test: install ## run every test (starts the Docker engine for container tests when run as root)
 	bash scripts/container-engine.sh ensure
-	$(PYTEST) -n 2 --dist loadgroup tests
+	$(PYTEST) -n 2 tests
 
 .PHONY: check
 check: install ## what the pipeline's build runs: every test that needs no Docker engine
-	$(PYTEST) -n 2 --dist loadgroup tests --ignore=tests/container
+	$(PYTEST) -n 2 tests --ignore=tests/container
 
 .PHONY: deploy
 deploy: install ## deploy the pipeline stack once (refuses placeholder account ids)
@@ -50,7 +50,7 @@ deploy: install ## deploy the pipeline stack once (refuses placeholder account i
 
 .PHONY: test-infra
 test-infra: install ## infrastructure tests only (templates, cdk-nag, cfn-lint)
-	$(PYTEST) -n 2 --dist loadgroup tests/infra
+	$(PYTEST) -n 2 tests/infra
 
 .PHONY: run
 run: install ## serve the service on 127.0.0.1:$${PORT:-8080} against an embedded PostgreSQL 18

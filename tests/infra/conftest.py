@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -25,14 +27,30 @@ def config(context: dict[str, Any]) -> AppConfig:
     return load_config(context, {})
 
 
-@pytest.fixture(scope="session")
-def assembly_dir(tmp_path_factory: pytest.TempPathFactory, context: dict[str, Any], config: AppConfig) -> Path:
-    outdir = tmp_path_factory.mktemp("cdk.out")
+def _synthesize(outdir: Path, context: dict[str, Any], config: AppConfig) -> None:
     app = cdk.App(outdir=str(outdir), context=context)
     app_module.build(app, config)
     # Raises ValidationFailed on any unacknowledged cdk-nag finding (AwsSolutions and NIST 800-53 R5).
     app.synth()
-    return outdir
+
+
+@pytest.fixture(scope="session")
+def assembly_dir(tmp_path_factory: pytest.TempPathFactory, context: dict[str, Any], config: AppConfig) -> Path:
+    run = os.environ.get("PYTEST_XDIST_TESTRUNUID")
+    if not run:
+        outdir = tmp_path_factory.mktemp("cdk.out")
+        _synthesize(outdir, context, config)
+        return outdir
+    # Under xdist every worker is a session: the first one synthesizes, the others wait and share the result.
+    shared = tmp_path_factory.getbasetemp().parent / f"cdk.out-{run}"
+    with (shared.parent / f"{shared.name}.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            if not (shared / "manifest.json").exists():
+                _synthesize(shared, context, config)
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+    return shared
 
 
 @pytest.fixture(scope="session")
