@@ -56,6 +56,11 @@ test-infra: install ## infrastructure tests only (templates, cdk-nag, cfn-lint)
 run: install ## serve the service on 127.0.0.1:$${PORT:-8080} against an embedded PostgreSQL 18
 	$(BIN)/python -m tools.devserver
 
+.PHONY: report
+report: install ## delivery report (lead time, rollback, cost) from cdk.out into docs/
+	@test -f cdk.out/manifest.json || { echo "report: no cloud assembly at cdk.out: run \`make synth\` first" >&2; exit 2; }
+	$(BIN)/python -m report cdk.out
+
 .PHONY: lock
 lock: ## re-resolve the Python lock files (needs pip-tools)
 	pip-compile -q --strip-extras --no-emit-find-links --no-emit-index-url -o service/requirements.txt service/requirements.in

@@ -1,0 +1,541 @@
+"""Pure model of the delivery system: timings and cost from parsed CloudFormation template dicts.
+
+Nothing here reads files; every function takes dicts (templates, manifests) and returns plain values, so the
+numbers can be checked on small hand-made templates.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, replace
+
+# ---------------------------------------------------------------------------------------------------------------
+# Timing assumptions (seconds). Each is stated once, with its source, in ASSUMPTIONS (rendered in the report).
+# ---------------------------------------------------------------------------------------------------------------
+SOURCE_S = 10
+CODEBUILD_PROVISION_S = 45
+BUILD_WORK_S = 240
+SELF_MUTATE_WORK_S = 60
+ASSET_TOOL_INSTALL_S = 20
+DOCKER_ASSET_WORK_S = 150
+FILE_ASSET_WORK_S = 10
+VERIFY_WORK_S = 30
+SECURITY_CHECK_WORK_S = 30
+GENERIC_BUILD_WORK_S = 60
+CFN_UPDATE_OVERHEAD_S = 45
+CHANGE_SET_CREATE_S = 25
+TASK_START_S = 45
+LIFECYCLE_HOOK_S = 30
+
+CDK_DEFAULT_HEALTH_INTERVAL_S = 30
+CDK_DEFAULT_HEALTHY_THRESHOLD = 5
+CDK_DEFAULT_DEREGISTRATION_S = 300
+
+DOCS = {
+    "codebuild_phases": "https://docs.aws.amazon.com/codebuild/latest/userguide/view-build-details.html#view-build-details-phases",
+    "cfn_changesets": "https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/using-cfn-updating-stacks-changesets.html",
+    "cfn_ecs_update": "https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/aws-resource-ecs-service.html",
+    "alb_health": "https://docs.aws.amazon.com/elasticloadbalancing/latest/application/target-group-health-checks.html",
+    "alb_dereg": "https://docs.aws.amazon.com/elasticloadbalancing/latest/application/edit-target-group-attributes.html#deregistration-delay",
+    "ecs_rolling": "https://docs.aws.amazon.com/AmazonECS/latest/developerguide/deployment-type-ecs.html",
+    "ecs_canary": "https://docs.aws.amazon.com/AmazonECS/latest/developerguide/canary-deployment.html",
+    "ecs_alarms": "https://docs.aws.amazon.com/AmazonECS/latest/developerguide/deployment-alarm-failure.html",
+    "ecs_stop_timeout": "https://docs.aws.amazon.com/AmazonECS/latest/developerguide/task_definition_parameters.html#container_definition_timeout",
+    "ecs_grace": "https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_CreateService.html#ECS-CreateService-request-healthCheckGracePeriodSeconds",
+    "cw_alarm_eval": "https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/AlarmThatSendsEmail.html#alarm-evaluation",
+    "cdk_pipelines": "https://docs.aws.amazon.com/cdk/api/v2/docs/aws-cdk-lib.pipelines-readme.html",
+}
+
+# (name, value, source or "estimate: why")
+ASSUMPTIONS: list[tuple[str, str, str]] = [
+    ("Source (CodeConnections) fetch", f"{SOURCE_S} s", "estimate (small repository)"),
+    ("CodeBuild provisioning + source download, on-demand", f"{CODEBUILD_PROVISION_S} s (range 30–60 s)",
+     f"estimate from typical PROVISIONING/DOWNLOAD_SOURCE phase times; phases: {DOCS['codebuild_phases']}"),
+    ("Build action work (make check + make synth)", f"{BUILD_WORK_S} s", "estimate"),
+    ("Self-mutation work (cdk deploy of an unchanged pipeline stack)", f"{SELF_MUTATE_WORK_S} s", "estimate"),
+    ("Asset tool install per asset action (npm cdk-assets)", f"{ASSET_TOOL_INSTALL_S} s", "estimate"),
+    ("Docker image asset build + push", f"{DOCKER_ASSET_WORK_S} s per image", "estimate (no layer cache)"),
+    ("File asset upload", f"{FILE_ASSET_WORK_S} s per file asset", "estimate"),
+    ("Verify action work (rollout check + smoke test)", f"{VERIFY_WORK_S} s", "estimate"),
+    ("IAM-broadening check work", f"{SECURITY_CHECK_WORK_S} s", "estimate"),
+    ("CloudFormation stack update overhead (per stack, excluding ECS wait)", f"{CFN_UPDATE_OVERHEAD_S} s",
+     "estimate"),
+    ("Change-set creation (useChangeSets)", f"{CHANGE_SET_CREATE_S} s (range 20–30 s)",
+     f"estimate; mechanism: {DOCS['cfn_changesets']}"),
+    ("CloudFormation waits for the ECS deployment (incl. bake) before the stack update completes", "yes",
+     DOCS["cfn_ecs_update"]),
+    ("Fargate task start (ENI, image pull, container start) until registered", f"{TASK_START_S} s",
+     "estimate (small image via ECR interface endpoints)"),
+    ("Target becomes healthy after interval × healthy threshold; grace period as a floor", "formula",
+     f"{DOCS['alb_health']}; {DOCS['ecs_grace']}"),
+    ("Old task drain = deregistration delay + StopTimeout (worst case: SIGKILL at StopTimeout)", "formula",
+     f"{DOCS['alb_dereg']}; {DOCS['ecs_stop_timeout']}"),
+    ("Rolling batches from minimumHealthyPercent / maximumPercent", "formula", DOCS["ecs_rolling"]),
+    ("Canary: lifecycle hook (smoke test) run", f"{LIFECYCLE_HOOK_S} s", f"estimate; {DOCS['ecs_canary']}"),
+    ("Alarm decision = period × datapoints to alarm (publishing/evaluation latency not modelled)", "formula",
+     f"{DOCS['cw_alarm_eval']}; {DOCS['ecs_alarms']}"),
+    ("Human waits (manual approvals) excluded from lead time", "0 s", "by definition of the metric"),
+    ("CDK Pipelines defaults: publishAssetsInParallel=true, useChangeSets=true", "one action per asset; "
+     "prepare+execute per stack", DOCS["cdk_pipelines"]),
+    ("ALB target-group defaults: interval 30 s, healthy threshold 5, deregistration delay 300 s",
+     f"{CDK_DEFAULT_HEALTH_INTERVAL_S} s × {CDK_DEFAULT_HEALTHY_THRESHOLD}, {CDK_DEFAULT_DEREGISTRATION_S} s",
+     f"{DOCS['alb_health']}; {DOCS['alb_dereg']}"),
+]
+
+
+class ModelError(ValueError):
+    """The template lacks something the model needs."""
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Template helpers
+# ---------------------------------------------------------------------------------------------------------------
+def resources_of(template: dict, type_: str) -> list[tuple[str, dict]]:
+    return [(lid, r.get("Properties", {})) for lid, r in template.get("Resources", {}).items()
+            if r.get("Type") == type_]
+
+
+def find_pipeline(template: dict) -> dict | None:
+    found = resources_of(template, "AWS::CodePipeline::Pipeline")
+    return found[0][1] if found else None
+
+
+def _int(value, default: int = 0) -> int:
+    if value is None:
+        return default
+    return int(float(value))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Environment facts (merged over the stacks of one stage)
+# ---------------------------------------------------------------------------------------------------------------
+@dataclass(frozen=True, kw_only=True)
+class Alarm:
+    name: str
+    period_s: int
+    datapoints: int
+
+    @property
+    def decision_s(self) -> int:
+        return self.period_s * self.datapoints
+
+
+@dataclass(frozen=True, kw_only=True)
+class Service:
+    strategy: str
+    min_percent: int
+    max_percent: int
+    grace_s: int
+    bake_min: int
+    canary_percent: float | None
+    canary_bake_min: int
+    alarm_names: tuple[str, ...]
+    health_interval_s: int
+    healthy_threshold: int
+    deregistration_s: int
+    stop_timeout_s: int
+    cpu_units: int
+    memory_mib: int
+    min_tasks: int
+    max_tasks: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class Environment:
+    name: str
+    stack_names: tuple[str, ...] = ()
+    service: Service | None = None
+    service_stack: str | None = None
+    alarms: dict[str, Alarm] = field(default_factory=dict)
+    nat_gateways: int = 0
+    eips: int = 0
+    interface_endpoint_azs: int = 0
+    db_class: str | None = None
+    db_multi_az: bool = False
+    db_storage_gb: int = 0
+    kms_keys: int = 0
+    secrets: int = 0
+    web_acls: int = 0
+    waf_rules: int = 0
+    load_balancers: int = 0
+    alarm_count_standard: int = 0
+    alarm_count_high_res: int = 0
+
+
+def alarm_of(props: dict) -> Alarm:
+    """Period × datapoints; math alarms take the longest period among their metrics."""
+    period = props.get("Period")
+    if period is None:
+        periods = [m["MetricStat"]["Period"] for m in props.get("Metrics", []) if "MetricStat" in m]
+        periods += [m["Period"] for m in props.get("Metrics", []) if "Period" in m]
+        if not periods:
+            raise ModelError(f"alarm {props.get('AlarmName')!r} has no period")
+        period = max(_int(p) for p in periods)
+    evaluation = _int(props.get("EvaluationPeriods"), 1)
+    datapoints = _int(props.get("DatapointsToAlarm"), evaluation)
+    return Alarm(name=str(props.get("AlarmName", "")), period_s=_int(period), datapoints=datapoints)
+
+
+def _attributes(props: dict) -> dict[str, str]:
+    return {a["Key"]: a["Value"] for a in props.get("TargetGroupAttributes", [])}
+
+
+def service_of(template: dict) -> Service | None:
+    services = resources_of(template, "AWS::ECS::Service")
+    if not services:
+        return None
+    _, svc = services[0]
+    dc = svc.get("DeploymentConfiguration", {})
+    groups = [p for _, p in resources_of(template, "AWS::ElasticLoadBalancingV2::TargetGroup")]
+    tg = groups[0] if groups else {}
+    tasks = [p for _, p in resources_of(template, "AWS::ECS::TaskDefinition")]
+    task = tasks[0] if tasks else {}
+    container = (task.get("ContainerDefinitions") or [{}])[0]
+    targets = [p for _, p in resources_of(template, "AWS::ApplicationAutoScaling::ScalableTarget")]
+    desired = _int(svc.get("DesiredCount"), 1)
+    min_tasks = _int(targets[0].get("MinCapacity"), desired) if targets else desired
+    max_tasks = _int(targets[0].get("MaxCapacity"), min_tasks) if targets else min_tasks
+    canary = dc.get("CanaryConfiguration") or {}
+    return Service(
+        strategy=dc.get("Strategy", "ROLLING"),
+        min_percent=_int(dc.get("MinimumHealthyPercent"), 100),
+        max_percent=_int(dc.get("MaximumPercent"), 200),
+        grace_s=_int(svc.get("HealthCheckGracePeriodSeconds"), 0),
+        bake_min=_int(dc.get("BakeTimeInMinutes"), 0),
+        canary_percent=float(canary["CanaryPercent"]) if "CanaryPercent" in canary else None,
+        canary_bake_min=_int(canary.get("CanaryBakeTimeInMinutes"), 0),
+        alarm_names=tuple((dc.get("Alarms") or {}).get("AlarmNames", [])),
+        health_interval_s=_int(tg.get("HealthCheckIntervalSeconds"), CDK_DEFAULT_HEALTH_INTERVAL_S),
+        healthy_threshold=_int(tg.get("HealthyThresholdCount"), CDK_DEFAULT_HEALTHY_THRESHOLD),
+        deregistration_s=_int(_attributes(tg).get("deregistration_delay.timeout_seconds"),
+                              CDK_DEFAULT_DEREGISTRATION_S),
+        stop_timeout_s=_int(container.get("StopTimeout"), 30),
+        cpu_units=_int(task.get("Cpu"), 256),
+        memory_mib=_int(task.get("Memory"), 512),
+        min_tasks=min_tasks,
+        max_tasks=max_tasks,
+    )
+
+
+def environment_of(name: str, stacks: dict[str, dict]) -> Environment:
+    """Merge the facts of one environment's stacks ({stack name: template})."""
+    env = Environment(name=name, stack_names=tuple(stacks))
+    alarms: dict[str, Alarm] = {}
+    counts = dict(nat=0, eip=0, endpoints=0, kms=0, secrets=0, acl=0, rules=0, lb=0, std=0, hi=0)
+    db = None
+    for stack_name, template in stacks.items():
+        svc = service_of(template)
+        if svc is not None:
+            env = replace(env, service=svc, service_stack=stack_name)
+        for _, props in resources_of(template, "AWS::CloudWatch::Alarm"):
+            alarm = alarm_of(props)
+            if alarm.name:
+                alarms[alarm.name] = alarm
+            counts["hi" if alarm.period_s < 60 else "std"] += 1
+        counts["nat"] += len(resources_of(template, "AWS::EC2::NatGateway"))
+        counts["eip"] += len(resources_of(template, "AWS::EC2::EIP"))
+        counts["endpoints"] += sum(max(len(p.get("SubnetIds", [])), 1)
+                                   for _, p in resources_of(template, "AWS::EC2::VPCEndpoint")
+                                   if p.get("VpcEndpointType") == "Interface")
+        counts["kms"] += len(resources_of(template, "AWS::KMS::Key"))
+        counts["secrets"] += len(resources_of(template, "AWS::SecretsManager::Secret"))
+        acls = resources_of(template, "AWS::WAFv2::WebACL")
+        counts["acl"] += len(acls)
+        counts["rules"] += sum(len(p.get("Rules", [])) for _, p in acls)
+        counts["lb"] += len(resources_of(template, "AWS::ElasticLoadBalancingV2::LoadBalancer"))
+        instances = resources_of(template, "AWS::RDS::DBInstance")
+        if instances:
+            db = instances[0][1]
+    return replace(
+        env, alarms=alarms, nat_gateways=counts["nat"], eips=counts["eip"],
+        interface_endpoint_azs=counts["endpoints"], kms_keys=counts["kms"], secrets=counts["secrets"],
+        web_acls=counts["acl"], waf_rules=counts["rules"], load_balancers=counts["lb"],
+        alarm_count_standard=counts["std"], alarm_count_high_res=counts["hi"],
+        db_class=db.get("DBInstanceClass") if db else None,
+        db_multi_az=str(db.get("MultiAZ", False)).lower() == "true" if db else False,
+        db_storage_gb=_int(db.get("AllocatedStorage"), 0) if db else 0,
+    )
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# ECS rollout and rollback
+# ---------------------------------------------------------------------------------------------------------------
+def healthy_s(svc: Service) -> int:
+    return max(svc.grace_s, svc.health_interval_s * svc.healthy_threshold)
+
+
+def drain_s(svc: Service) -> int:
+    return svc.deregistration_s + svc.stop_timeout_s
+
+
+def rolling_batch_size(svc: Service, tasks: int) -> int:
+    """Tasks replaced per wave: headroom above desired (maximumPercent) plus allowed dip (minimumHealthyPercent)."""
+    above = max(math.floor(tasks * svc.max_percent / 100) - tasks, 0)
+    below = max(tasks - math.ceil(tasks * svc.min_percent / 100), 0)
+    size = above + below
+    if size <= 0:
+        raise ModelError("minimumHealthyPercent/maximumPercent leave no room to replace a task")
+    return min(size, tasks)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Rollout:
+    """Modelled ECS deployment of a healthy change: replacement (tasks swapped) then bake."""
+    tasks: int
+    waves: int
+    wave_s: int
+    replace_s: int
+    bake_s: int
+
+    @property
+    def total_s(self) -> int:
+        return self.replace_s + self.bake_s
+
+
+def rollout(svc: Service, tasks: int | None = None) -> Rollout:
+    """Rolling: waves × (start + healthy + drain). Canary/blue-green: one wave for the full green set, the
+    lifecycle hook, canary bake, then (after the bake time) the old set drains."""
+    n = svc.min_tasks if tasks is None else tasks
+    if svc.strategy == "ROLLING":
+        size = rolling_batch_size(svc, n)
+        waves = math.ceil(n / size)
+        wave = TASK_START_S + healthy_s(svc) + drain_s(svc)
+        return Rollout(tasks=n, waves=waves, wave_s=wave, replace_s=waves * wave, bake_s=svc.bake_min * 60)
+    wave = TASK_START_S + healthy_s(svc) + LIFECYCLE_HOOK_S + svc.canary_bake_min * 60
+    return Rollout(tasks=n, waves=1, wave_s=wave, replace_s=wave + drain_s(svc), bake_s=svc.bake_min * 60)
+
+
+def with_cdk_default_health(svc: Service) -> Service:
+    return replace(svc, health_interval_s=CDK_DEFAULT_HEALTH_INTERVAL_S,
+                   healthy_threshold=CDK_DEFAULT_HEALTHY_THRESHOLD, deregistration_s=CDK_DEFAULT_DEREGISTRATION_S)
+
+
+def deployment_alarms(env: Environment) -> list[Alarm]:
+    if env.service is None:
+        return []
+    missing = [n for n in env.service.alarm_names if n not in env.alarms]
+    if missing:
+        raise ModelError(f"{env.name}: deployment alarm(s) not in the templates: {', '.join(missing)}")
+    return sorted((env.alarms[n] for n in env.service.alarm_names), key=lambda a: (a.decision_s, a.name))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Pipeline critical path
+# ---------------------------------------------------------------------------------------------------------------
+@dataclass(frozen=True, kw_only=True)
+class Step:
+    stage: str
+    name: str
+    kind: str  # source | codebuild | cloudformation | changeset | approval
+    run_order: int
+    segments: tuple[tuple[str, int], ...]  # (label, seconds): e.g. ("provision", 45), ("ECS rollout", 40)
+    stack: str | None = None
+    start_s: int = 0
+
+    @property
+    def duration_s(self) -> int:
+        return sum(s for _, s in self.segments)
+
+
+def _codebuild_work(name: str) -> tuple[str, int]:
+    lowered = name.lower()
+    if "selfmutat" in lowered:
+        return "self-mutation", SELF_MUTATE_WORK_S
+    if lowered.startswith("verify"):
+        return "verify", VERIFY_WORK_S
+    if "broadening" in lowered or "securitycheck" in lowered:
+        return "IAM check", SECURITY_CHECK_WORK_S
+    if lowered in {"build", "synth"}:
+        return "build + synth", BUILD_WORK_S
+    return "work", GENERIC_BUILD_WORK_S
+
+
+def _asset_segments(name: str, assets: dict[str, int]) -> tuple[tuple[str, int], ...] | None:
+    lowered = name.lower()
+    if "docker" in lowered:
+        work = ("docker build + push", DOCKER_ASSET_WORK_S * max(assets.get("docker", 0), 1))
+    elif "file" in lowered and "asset" in lowered:
+        work = ("file upload", FILE_ASSET_WORK_S * max(assets.get("file", 0), 1))
+    else:
+        return None
+    return (("provision", CODEBUILD_PROVISION_S), ("asset tool", ASSET_TOOL_INSTALL_S), work)
+
+
+def ecs_segments(svc: Service) -> tuple[tuple[str, int], ...]:
+    r = rollout(svc)
+    segs: list[tuple[str, int]] = [("ECS rollout", r.replace_s)]
+    if r.bake_s:
+        segs.append(("bake", r.bake_s))
+    return tuple(segs)
+
+
+def pipeline_steps(pipeline: dict, *, services: dict[str, Service], assets: dict[str, int]) -> list[Step]:
+    """Every action, ordered by stage then RunOrder, with modelled segments.
+
+    services: stack name → Service for stacks that hold an ECS service. assets: counts of "docker"/"file".
+    """
+    steps: list[Step] = []
+    for stage in pipeline.get("Stages", []):
+        actions = sorted(stage.get("Actions", []), key=lambda a: (_int(a.get("RunOrder"), 1), a["Name"]))
+        for action in actions:
+            type_ = action.get("ActionTypeId", {})
+            category, provider = type_.get("Category"), type_.get("Provider")
+            config = action.get("Configuration", {})
+            stack = config.get("StackName")
+            run_order = _int(action.get("RunOrder"), 1)
+            if category == "Approval":
+                kind, segs = "approval", (("human wait (excluded)", 0),)
+            elif category == "Source":
+                kind, segs = "source", (("fetch", SOURCE_S),)
+            elif provider == "CodeBuild":
+                kind = "codebuild"
+                segs = _asset_segments(action["Name"], assets) or (
+                    ("provision", CODEBUILD_PROVISION_S), _codebuild_work(action["Name"]))
+            elif provider == "CloudFormation":
+                mode = config.get("ActionMode", "CREATE_UPDATE")
+                if mode == "CHANGE_SET_REPLACE":
+                    kind, segs = "changeset", (("create change set", CHANGE_SET_CREATE_S),)
+                else:
+                    kind = "cloudformation"
+                    segs = (("stack update", CFN_UPDATE_OVERHEAD_S),)
+                    if stack in services:
+                        segs += ecs_segments(services[stack])
+            else:
+                kind, segs = "other", (("work", GENERIC_BUILD_WORK_S),)
+            steps.append(Step(stage=stage["Name"], name=action["Name"], kind=kind, run_order=run_order,
+                              segments=segs, stack=stack))
+    return schedule(steps)
+
+
+def schedule(steps: list[Step]) -> list[Step]:
+    """Stages run one after another; within a stage, RunOrder groups in sequence, actions of a group in
+    parallel (a group lasts as long as its slowest action)."""
+    out: list[Step] = []
+    clock = 0
+    stages: list[str] = []
+    for s in steps:
+        if s.stage not in stages:
+            stages.append(s.stage)
+    for stage in stages:
+        members = [s for s in steps if s.stage == stage]
+        for order in sorted({s.run_order for s in members}):
+            group = [s for s in members if s.run_order == order]
+            for s in group:
+                out.append(replace(s, start_s=clock))
+            clock += max(s.duration_s for s in group)
+    return out
+
+
+def lead_time_s(steps: list[Step]) -> int:
+    return max((s.start_s + s.duration_s for s in steps), default=0)
+
+
+def cdk_defaults_pipeline(pipeline: dict, *, asset_ids: dict[str, list[str]]) -> dict:
+    """Rewrite our pipeline as CDK Pipelines would lay it out with its defaults: one asset action per asset,
+    and each CloudFormation deploy split into a change-set prepare + execute pair."""
+    stages = []
+    for stage in pipeline.get("Stages", []):
+        actions = stage.get("Actions", [])
+        is_assets = any(_asset_segments(a["Name"], {}) for a in actions) and all(
+            _asset_segments(a["Name"], {}) for a in actions)
+        if is_assets:
+            new = [{"Name": f"{kind.capitalize()}Asset{i + 1}", "RunOrder": 1,
+                    "ActionTypeId": {"Category": "Build", "Provider": "CodeBuild"}}
+                   for kind in ("docker", "file") for i in range(len(asset_ids.get(kind, [])))]
+            stages.append({"Name": stage["Name"], "Actions": new})
+            continue
+        new = []
+        shift = 0
+        for order in sorted({_int(a.get("RunOrder"), 1) for a in actions}):
+            group = [a for a in actions if _int(a.get("RunOrder"), 1) == order]
+            deploys = [a for a in group if a.get("ActionTypeId", {}).get("Provider") == "CloudFormation"
+                       and a.get("Configuration", {}).get("ActionMode", "CREATE_UPDATE") == "CREATE_UPDATE"]
+            for a in group:
+                if a in deploys:
+                    base = a["Name"].rsplit(".", 1)[0]
+                    cfg = dict(a.get("Configuration", {}))
+                    new.append({**a, "Name": f"{base}.Prepare", "RunOrder": order + shift,
+                                "Configuration": {**cfg, "ActionMode": "CHANGE_SET_REPLACE"}})
+                    new.append({**a, "Name": f"{base}.Deploy", "RunOrder": order + shift + 1,
+                                "Configuration": {**cfg, "ActionMode": "CHANGE_SET_EXECUTE"}})
+                else:
+                    new.append({**a, "RunOrder": order + shift})
+            if deploys:
+                shift += 1
+        stages.append({"Name": stage["Name"], "Actions": new})
+    return {**pipeline, "Stages": stages}
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Cost
+# ---------------------------------------------------------------------------------------------------------------
+HOURS_PER_MONTH = 730
+PRICE_DATE = "2025-06"
+PRICES: dict[str, tuple[float, str, str]] = {
+    # key: (USD, unit, source page)
+    "fargate_vcpu_hour": (0.04048, "per vCPU-hour (Linux/x86)", "https://aws.amazon.com/fargate/pricing/"),
+    "fargate_gb_hour": (0.004445, "per GB-hour", "https://aws.amazon.com/fargate/pricing/"),
+    "alb_hour": (0.0252, "per ALB-hour", "https://aws.amazon.com/elasticloadbalancing/pricing/"),
+    "alb_lcu_hour": (0.008, "per LCU-hour", "https://aws.amazon.com/elasticloadbalancing/pricing/"),
+    "nat_hour": (0.048, "per NAT gateway-hour (data processing not included)", "https://aws.amazon.com/vpc/pricing/"),
+    "public_ipv4_hour": (0.005, "per public IPv4 address-hour (NAT EIPs)", "https://aws.amazon.com/vpc/pricing/"),
+    "endpoint_az_hour": (0.011, "per interface endpoint per AZ-hour", "https://aws.amazon.com/privatelink/pricing/"),
+    "db.t4g.micro": (0.017, "per instance-hour, PostgreSQL Single-AZ", "https://aws.amazon.com/rds/postgresql/pricing/"),
+    "db.t4g.small": (0.034, "per instance-hour, PostgreSQL Single-AZ", "https://aws.amazon.com/rds/postgresql/pricing/"),
+    "db.r7g.large": (0.264, "per instance-hour, PostgreSQL Single-AZ", "https://aws.amazon.com/rds/postgresql/pricing/"),
+    "gp3_gb_month": (0.127, "per GB-month, Single-AZ (×2 Multi-AZ)", "https://aws.amazon.com/rds/postgresql/pricing/"),
+    "kms_key_month": (1.00, "per customer managed key-month", "https://aws.amazon.com/kms/pricing/"),
+    "secret_month": (0.40, "per secret-month", "https://aws.amazon.com/secrets-manager/pricing/"),
+    "logs_ingest_gb": (0.57, "per GB ingested", "https://aws.amazon.com/cloudwatch/pricing/"),
+    "alarm_standard_month": (0.10, "per standard-resolution alarm-month", "https://aws.amazon.com/cloudwatch/pricing/"),
+    "alarm_high_res_month": (0.30, "per high-resolution alarm-month", "https://aws.amazon.com/cloudwatch/pricing/"),
+    "waf_acl_month": (5.00, "per web ACL-month", "https://aws.amazon.com/waf/pricing/"),
+    "waf_rule_month": (1.00, "per rule-month", "https://aws.amazon.com/waf/pricing/"),
+}
+LCU_ESTIMATE = 1.0
+LOG_GB_PER_TASK_MONTH = 2.0
+
+
+def monthly_cost(env: Environment, prices: dict[str, tuple[float, str, str]] = PRICES) -> list[tuple[str, float]]:
+    """(line, USD per month) at the minimum task count; the last line is the total."""
+    p = {k: v[0] for k, v in prices.items()}
+    h = HOURS_PER_MONTH
+    lines: list[tuple[str, float]] = []
+    svc = env.service
+    if svc is not None:
+        vcpu, gb = svc.cpu_units / 1024, svc.memory_mib / 1024
+        lines.append((f"Fargate {svc.min_tasks} × ({vcpu:g} vCPU, {gb:g} GB)",
+                      svc.min_tasks * h * (vcpu * p["fargate_vcpu_hour"] + gb * p["fargate_gb_hour"])))
+        lines.append((f"Logs ingestion ~{LOG_GB_PER_TASK_MONTH * svc.min_tasks:g} GB (estimate)",
+                      LOG_GB_PER_TASK_MONTH * svc.min_tasks * p["logs_ingest_gb"]))
+    if env.load_balancers:
+        lines.append((f"ALB × {env.load_balancers} + {LCU_ESTIMATE:g} LCU (estimate)",
+                      env.load_balancers * h * (p["alb_hour"] + LCU_ESTIMATE * p["alb_lcu_hour"])))
+    if env.nat_gateways:
+        lines.append((f"NAT gateway × {env.nat_gateways}", env.nat_gateways * h * p["nat_hour"]))
+    if env.eips:
+        lines.append((f"Public IPv4 (EIP) × {env.eips}", env.eips * h * p["public_ipv4_hour"]))
+    if env.interface_endpoint_azs:
+        lines.append((f"Interface endpoint AZ-hours × {env.interface_endpoint_azs}",
+                      env.interface_endpoint_azs * h * p["endpoint_az_hour"]))
+    if env.db_class:
+        if env.db_class not in p:
+            raise ModelError(f"{env.name}: no price for {env.db_class}")
+        factor = 2 if env.db_multi_az else 1
+        az = "Multi-AZ" if env.db_multi_az else "Single-AZ"
+        lines.append((f"RDS {env.db_class} {az}", factor * h * p[env.db_class]))
+        lines.append((f"gp3 {env.db_storage_gb} GB {az}", factor * env.db_storage_gb * p["gp3_gb_month"]))
+    if env.kms_keys:
+        lines.append((f"KMS keys × {env.kms_keys}", env.kms_keys * p["kms_key_month"]))
+    if env.secrets:
+        lines.append((f"Secrets × {env.secrets}", env.secrets * p["secret_month"]))
+    if env.alarm_count_standard or env.alarm_count_high_res:
+        lines.append((f"Alarms {env.alarm_count_standard} standard + {env.alarm_count_high_res} high-res",
+                      env.alarm_count_standard * p["alarm_standard_month"]
+                      + env.alarm_count_high_res * p["alarm_high_res_month"]))
+    if env.web_acls:
+        lines.append((f"WAF web ACL × {env.web_acls} + {env.waf_rules} rules (requests extra)",
+                      env.web_acls * p["waf_acl_month"] + env.waf_rules * p["waf_rule_month"]))
+    lines = [(name, round(v, 2)) for name, v in lines]
+    lines.append(("Total", round(sum(v for _, v in lines), 2)))
+    return lines

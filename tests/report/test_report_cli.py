@@ -1,0 +1,81 @@
+import json
+
+import pytest
+
+from report.__main__ import main
+from tests.report.fixtures import pipeline_template, service_template, stateful_template
+
+pytestmark = pytest.mark.xdist_group("report")
+
+
+def write(path, data):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data), encoding="utf-8")
+
+
+def stack(template_file, stack_name):
+    return {"type": "aws:cloudformation:stack",
+            "properties": {"templateFile": template_file, "stackName": stack_name}}
+
+
+def make_assembly(root):
+    artifacts = {"pipeline": stack("pipeline.template.json", "app-pipeline")}
+    write(root / "pipeline.template.json", pipeline_template())
+    for stage, kwargs in (("Dev", {}), ("Prod", {"strategy": "CANARY", "min_percent": 100, "max_percent": 200,
+                                                 "bake": 10})):
+        directory = f"assembly-app-{stage}"
+        artifacts[directory] = {"type": "cdk:cloud-assembly",
+                                "properties": {"directoryName": directory, "displayName": f"app/{stage}"}}
+        low = stage.lower()
+        write(root / directory / "manifest.json", {"artifacts": {
+            "Stateful": stack("stateful.template.json", f"app-{low}-stateful"),
+            "Stateless": stack("stateless.template.json", f"app-{low}-stateless"),
+            "Stateless.assets": {"type": "cdk:asset-manifest", "properties": {"file": "stateless.assets.json"}},
+        }})
+        write(root / directory / "stateful.template.json", stateful_template())
+        write(root / directory / "stateless.template.json", service_template(**kwargs))
+        write(root / directory / "stateless.assets.json", {"files": {"f1": {}, "f2": {}}, "dockerImages": {"d": {}}})
+    write(root / "manifest.json", {"artifacts": artifacts})
+
+
+def test_missing_assembly_exits_2_with_one_line(tmp_path, capsys):
+    missing = tmp_path / "cdk.out"
+    assert main([str(missing), "--out", str(tmp_path / "r.md")]) == 2
+    err = capsys.readouterr().err
+    assert err == f"report: no cloud assembly at {missing}: run `make synth` first\n"
+    assert not (tmp_path / "r.md").exists()
+
+
+def test_bad_assembly_exits_2(tmp_path, capsys):
+    (tmp_path / "manifest.json").write_text("{not json", encoding="utf-8")
+    assert main([str(tmp_path), "--out", str(tmp_path / "r.md")]) == 2
+    assert capsys.readouterr().err.startswith(f"report: no cloud assembly at {tmp_path}:")
+
+
+def test_assembly_without_pipeline_exits_2(tmp_path):
+    write(tmp_path / "manifest.json", {"artifacts": {"s": stack("s.json", "s")}})
+    write(tmp_path / "s.json", stateful_template())
+    assert main([str(tmp_path), "--out", str(tmp_path / "r.md")]) == 2
+
+
+def test_reader_and_renderer_write_report_and_picture(tmp_path):
+    make_assembly(tmp_path / "cdk.out")
+    out = tmp_path / "docs" / "report.md"
+    assert main([str(tmp_path / "cdk.out"), "--out", str(out)]) == 0
+    text = out.read_text(encoding="utf-8")
+    for heading in ("## 1. Critical path", "### Assumptions", "## 2. Same app with CDK Pipelines defaults",
+                    "## 3. Rollback, replacement, approvals and bake", "## 4. Modelled monthly cost",
+                    "### Dev", "### Prod", "verify before budgeting"):
+        assert heading in text
+    assert "commit → prod (no human waits): 29 min 00 s" in text  # 1740 s, as in the model test
+    assert "| fast **(fastest)** | 10 s | 2 | 20 s |" in text
+    assert "![Modelled pipeline timeline](pipeline-timeline.svg)" in text
+    picture = tmp_path / "docs" / "pipeline-timeline.svg"
+    assert picture.read_text(encoding="utf-8").lstrip().startswith("<?xml")
+
+
+def test_png_picture(tmp_path):
+    make_assembly(tmp_path / "cdk.out")
+    picture = tmp_path / "t.png"
+    assert main([str(tmp_path / "cdk.out"), "--out", str(tmp_path / "r.md"), "--picture", str(picture)]) == 0
+    assert picture.read_bytes().startswith(b"\x89PNG")

@@ -1,0 +1,122 @@
+import pytest
+
+from report import model
+from tests.report.fixtures import pipeline_template, service_template, stateful_template
+
+pytestmark = pytest.mark.xdist_group("report")
+
+
+def env(name="Dev", **kwargs):
+    return model.environment_of(name, {f"app-{name.lower()}-stateless": service_template(**kwargs),
+                                       f"app-{name.lower()}-stateful": stateful_template()})
+
+
+def test_service_facts_come_from_the_template():
+    svc = model.service_of(service_template())
+    assert (svc.health_interval_s, svc.healthy_threshold, svc.deregistration_s) == (10, 3, 20)
+    assert (svc.grace_s, svc.stop_timeout_s, svc.min_tasks, svc.max_tasks) == (20, 10, 4, 8)
+    assert (svc.cpu_units, svc.memory_mib, svc.alarm_names) == (512, 1024, ("fast", "math"))
+
+
+def test_rolling_replacement_is_waves_times_start_healthy_drain():
+    svc = model.service_of(service_template())  # 4 tasks, 50 %/100 % → 2 per wave
+    assert model.rolling_batch_size(svc, 4) == 2
+    assert model.healthy_s(svc) == 30  # max(grace 20, 10 s × 3)
+    assert model.drain_s(svc) == 30  # deregistration 20 + StopTimeout 10
+    r = model.rollout(svc)
+    assert (r.waves, r.wave_s, r.replace_s, r.bake_s) == (2, 45 + 30 + 30, 210, 0)
+
+
+def test_canary_replacement_adds_hook_and_canary_bake_then_bake_time():
+    svc = model.service_of(service_template(strategy="CANARY", min_percent=100, max_percent=200, bake=10))
+    r = model.rollout(svc)
+    assert r.replace_s == 45 + 30 + 30 + 120 + 30
+    assert r.bake_s == 600
+    assert r.total_s == 855
+
+
+def test_cdk_default_health_check_slows_replacement():
+    svc = model.with_cdk_default_health(model.service_of(service_template()))
+    assert model.healthy_s(svc) == 150
+    assert model.drain_s(svc) == 310
+    assert model.rollout(svc).replace_s == 2 * (45 + 150 + 310)
+
+
+def test_no_room_to_replace_is_an_error():
+    svc = model.service_of(service_template(min_percent=100, max_percent=100))
+    with pytest.raises(model.ModelError, match="no room"):
+        model.rollout(svc)
+
+
+def test_rollback_decision_is_period_times_datapoints_fastest_first():
+    alarms = model.deployment_alarms(env())
+    assert [(a.name, a.period_s, a.datapoints, a.decision_s) for a in alarms] == [
+        ("fast", 10, 2, 20),
+        ("math", 60, 4, 240),  # math alarm: period from MetricStat, datapoints default to evaluation periods
+    ]
+
+
+def test_missing_deployment_alarm_is_named():
+    template = service_template()
+    del template["Resources"]["Fast"]
+    with pytest.raises(model.ModelError, match="fast"):
+        model.deployment_alarms(model.environment_of("Dev", {"s": template}))
+
+
+def test_critical_path_orders_actions_and_sums_the_model():
+    services = {"app-dev-stateless": model.service_of(service_template()),
+                "app-prod-stateless": model.service_of(
+                    service_template(strategy="CANARY", min_percent=100, max_percent=200, bake=10))}
+    steps = model.pipeline_steps(pipeline_template()["Resources"]["Pipeline"]["Properties"],
+                                 services=services, assets={"docker": 1, "file": 2})
+    assert [(s.name, s.kind, s.start_s, s.duration_s) for s in steps] == [
+        ("Checkout", "source", 0, 10),
+        ("Build", "codebuild", 10, 285),
+        ("DockerAssets", "codebuild", 295, 215),
+        ("FileAssets", "codebuild", 295, 85),
+        ("app-dev-stateless.Deploy", "cloudformation", 510, 45 + 210),
+        ("Verify-dev", "codebuild", 765, 75),
+        ("Promote-to-prod", "approval", 840, 0),
+        ("app-prod-stateless.Deploy", "cloudformation", 840, 45 + 255 + 600),
+    ]
+    assert model.lead_time_s(steps) == 1740
+
+
+def test_cdk_defaults_split_assets_and_use_change_sets():
+    pipeline = pipeline_template()["Resources"]["Pipeline"]["Properties"]
+    defaults = model.cdk_defaults_pipeline(pipeline, asset_ids={"docker": ["d"], "file": ["f1", "f2"]})
+    services = {"app-dev-stateless": model.with_cdk_default_health(model.service_of(service_template())),
+                "app-prod-stateless": model.with_cdk_default_health(model.service_of(
+                    service_template(strategy="CANARY", min_percent=100, max_percent=200, bake=10)))}
+    steps = model.pipeline_steps(defaults, services=services, assets={"docker": 1, "file": 1})
+    names = [(s.stage, s.name, s.run_order, s.duration_s) for s in steps]
+    assert ("Assets", "DockerAsset1", 1, 215) in names
+    assert ("Assets", "FileAsset2", 1, 75) in names
+    assert ("Dev", "app-dev-stateless.Prepare", 1, 25) in names
+    assert ("Dev", "app-dev-stateless.Deploy", 2, 45 + 1010) in names
+    assert ("Dev", "Verify-dev", 3, 75) in names
+    assert ("Prod", "app-prod-stateless.Prepare", 2, 25) in names
+    assert model.lead_time_s(steps) == 10 + 285 + 215 + (25 + 1055 + 75) + (25 + 45 + 655 + 600)
+
+
+def test_monthly_cost_from_sizes():
+    lines = dict(model.monthly_cost(env()))
+    assert lines["Fargate 4 × (0.5 vCPU, 1 GB)"] == 72.08
+    assert lines["NAT gateway × 1"] == 35.04
+    assert lines["Interface endpoint AZ-hours × 2"] == 16.06
+    assert lines["RDS db.t4g.micro Single-AZ"] == 12.41
+    assert lines["Alarms 2 standard + 1 high-res"] == 0.50
+    assert lines["Total"] == pytest.approx(172.48, abs=0.005)
+
+
+def test_multi_az_database_costs_double():
+    e = model.environment_of("Prod", {"s": stateful_template(db_class="db.r7g.large", multi_az=True)})
+    lines = dict(model.monthly_cost(e))
+    assert lines["RDS db.r7g.large Multi-AZ"] == 385.44
+    assert lines["gp3 20 GB Multi-AZ"] == 5.08
+
+
+def test_unknown_instance_class_is_an_error():
+    e = model.environment_of("Dev", {"s": stateful_template(db_class="db.x9.huge")})
+    with pytest.raises(model.ModelError, match="db.x9.huge"):
+        model.monthly_cost(e)
