@@ -1,0 +1,108 @@
+"""The app factory: wires settings, database, routes and telemetry into one FastAPI application."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import psycopg
+from fastapi import FastAPI
+from psycopg_pool import PoolTimeout
+
+from service import errors, notes, system
+from service.credentials import (
+    CredentialsError,
+    CredentialSource,
+    DbCredentials,
+    SecretsManagerCredentials,
+    StaticCredentials,
+)
+from service.cursors import CursorSigner
+from service.db import Database
+from service.metrics import RequestTelemetry
+from service.middleware import RequestMiddleware
+from service.migrations import migrate
+from service.page import EnvironmentPage
+from service.settings import Settings
+from service.state import AppState
+from service.task_metadata import TaskMetadata
+
+logger = logging.getLogger(__name__)
+
+POOL_CLOSE_TIMEOUT_SECONDS = 3.0
+MIGRATION_RETRY_MAX_SECONDS = 15.0
+
+
+def create_app(settings: Settings | None = None, *, database: Database | None = None) -> FastAPI:
+    """Build the application; uvicorn calls it without arguments in each worker (settings from the environment)."""
+    settings = settings or Settings.from_env(os.environ)
+    database = database or Database(credentials=credential_source(settings), dbname=settings.db_name)
+    state = AppState(
+        settings=settings,
+        database=database,
+        cursors=CursorSigner(secret=settings.app_secret),
+        metadata=TaskMetadata(uri=settings.ecs_metadata_uri),
+        page=EnvironmentPage(settings),
+    )
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await database.open()
+        background = [asyncio.create_task(_migrate_until_done(state)), asyncio.create_task(state.metadata.load())]
+        try:
+            yield
+        finally:
+            for task in background:
+                task.cancel()
+            await asyncio.gather(*background, return_exceptions=True)
+            await database.close(timeout=POOL_CLOSE_TIMEOUT_SECONDS)
+
+    app = FastAPI(
+        title="notes",
+        version=settings.app_version,
+        description="Sample service of the delivery system: environment page, health endpoints and a notes API.",
+        lifespan=lifespan,
+        redoc_url=None,
+    )
+    app.state.service = state
+    errors.install(app)
+    app.include_router(system.router)
+    app.include_router(notes.router)
+    app.add_middleware(
+        RequestMiddleware,
+        telemetry=RequestTelemetry(environment=settings.environment, namespace=settings.metrics_namespace),
+        max_body_bytes=notes.MAX_REQUEST_BYTES,
+    )
+    return app
+
+
+def credential_source(settings: Settings) -> CredentialSource:
+    if settings.db_secret_arn:
+        return SecretsManagerCredentials(secret_arn=settings.db_secret_arn)
+    endpoint = settings.db_endpoint
+    assert endpoint is not None
+    return StaticCredentials(
+        DbCredentials(host=endpoint.host, port=endpoint.port, user=endpoint.user, password=endpoint.password)
+    )
+
+
+async def _migrate_until_done(state: AppState) -> None:
+    delay = 0.5
+    while True:
+        try:
+            async with state.database.connection(timeout=10.0) as conn:
+                await migrate(conn)
+        except (PoolTimeout, psycopg.Error, CredentialsError) as exc:
+            state.migration_error = type(exc).__name__
+            logger.error(
+                "schema migration failed, retrying in %.1f s", delay, exc_info=True, extra={"event": "db_error"}
+            )
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, MIGRATION_RETRY_MAX_SECONDS)
+        else:
+            state.migrated = True
+            state.migration_error = None
+            return

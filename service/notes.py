@@ -1,0 +1,127 @@
+"""The notes JSON API."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query, Request, Response, status
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from starlette.exceptions import HTTPException
+
+from service import notes_store
+from service.cursors import InvalidCursorError
+from service.errors import InvalidFieldError, responses
+from service.state import AppState
+
+MAX_TITLE = 200
+MAX_BODY = 4000
+# Any valid note, even written entirely with \uXXXX escapes of astral characters, fits under this limit.
+MAX_REQUEST_BYTES = 64 * 1024
+
+
+def _storable(value: str) -> str:
+    # PostgreSQL text holds UTF-8 only: lone surrogates (legal in JSON escapes) would fail at the database.
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ValueError("must be valid Unicode text (no lone surrogates)") from exc
+    return value
+
+
+# NUL is excluded in the schema itself (PostgreSQL text cannot store it), so generated clients know too.
+Title = Annotated[str, Field(min_length=1, max_length=MAX_TITLE, pattern=r"^[^\x00]*$"), AfterValidator(_storable)]
+Body = Annotated[str, Field(max_length=MAX_BODY, pattern=r"^[^\x00]*$"), AfterValidator(_storable)]
+
+
+class NoteCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    title: Title
+    body: Body = ""
+
+
+class NoteOut(BaseModel):
+    id: uuid.UUID
+    title: str
+    body: str
+    created_at: datetime
+
+    @classmethod
+    def of(cls, note: notes_store.Note) -> NoteOut:
+        return cls(id=note.id, title=note.title, body=note.body, created_at=note.created_at)
+
+
+class NotePage(BaseModel):
+    items: list[NoteOut]
+    next_cursor: str | None = Field(description="Pass as `cursor` to get the next page; null on the last page")
+
+
+router = APIRouter(prefix="/api/notes", tags=["notes"], max_body_size=MAX_REQUEST_BYTES)
+NoteId = Annotated[uuid.UUID, Path(alias="id", description="Note id (UUID)")]
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=NoteOut,
+    responses=responses(400, 413, 422, 503),
+    summary="Create a note",
+)
+async def create_note(note: NoteCreate, request: Request, response: Response) -> NoteOut:
+    state = AppState.of(request)
+    async with state.database.connection() as conn:
+        created = await notes_store.create(conn, title=note.title, body=note.body)
+    response.headers["Location"] = f"/api/notes/{created.id}"
+    return NoteOut.of(created)
+
+
+@router.get("", response_model=NotePage, responses=responses(422, 503), summary="List notes, newest first")
+async def list_notes(
+    request: Request,
+    limit: Annotated[int, Query(ge=1, le=100, description="Page size")] = 20,
+    cursor: Annotated[str | None, Query(max_length=512, description="`next_cursor` from the previous page")] = None,
+) -> NotePage:
+    state = AppState.of(request)
+    after = None
+    if cursor is not None:
+        try:
+            after = state.cursors.decode(cursor)
+        except InvalidCursorError as exc:
+            raise InvalidFieldError(field="cursor", location="query", message=str(exc)) from exc
+    async with state.database.connection() as conn:
+        notes, more = await notes_store.page(conn, limit=limit, after=after)
+    next_cursor = state.cursors.encode(notes[-1].position) if more else None
+    return NotePage(
+        items=[NoteOut.of(note) for note in notes],
+        next_cursor=next_cursor,
+    )
+
+
+@router.get("/{id}", response_model=NoteOut, responses=responses(404, 422, 503), summary="Get a note")
+async def get_note(note_id: NoteId, request: Request) -> NoteOut:
+    async with AppState.of(request).database.connection() as conn:
+        note = await notes_store.get(conn, note_id)
+    if note is None:
+        raise _not_found(note_id)
+    return NoteOut.of(note)
+
+
+@router.delete(
+    "/{id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    response_class=Response,
+    responses=responses(404, 422, 503),
+    summary="Delete a note",
+)
+async def delete_note(note_id: NoteId, request: Request) -> Response:
+    async with AppState.of(request).database.connection() as conn:
+        deleted = await notes_store.delete(conn, note_id)
+    if not deleted:
+        raise _not_found(note_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+def _not_found(note_id: uuid.UUID) -> HTTPException:
+    return HTTPException(status.HTTP_404_NOT_FOUND, f"No note with id {note_id}")
