@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import atexit
 import logging
 import sys
 import threading
@@ -15,18 +17,45 @@ REQUEST_ID: ContextVar[str | None] = ContextVar("request_id", default=None)
 
 
 class LineWriter:
-    """Writes whole lines under one lock, so lines from threads never interleave."""
+    """Writes whole lines to stdout, never interleaved, each flushed (awslogs reads a pipe)."""
 
     def __init__(self, stream: TextIO | None = None) -> None:
         self.stream = stream
         self._lock = threading.Lock()
+        self._pending: list[str] = []
+        atexit.register(self.flush)
 
     def write(self, line: str) -> None:
-        stream = self.stream or sys.stdout
         with self._lock:
-            stream.write(line + "\n")
-            # awslogs reads a pipe: without a flush, lines would wait in the buffer (and die with the process).
+            self._pending.append(line)
+            self._flush_locked()
+
+    def write_soon(self, line: str) -> None:
+        """Written at the end of this event-loop iteration, in one write with the other lines finished in it.
+
+        For the per-request line: under load many requests finish per iteration, and one write (and flush)
+        for all of them keeps logging off the per-request cost.
+        """
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self.write(line)
+            return
+        with self._lock:
+            self._pending.append(line)
+            if len(self._pending) == 1:
+                loop.call_soon(self.flush)
+
+    def flush(self) -> None:
+        with self._lock:
+            self._flush_locked()
+
+    def _flush_locked(self) -> None:
+        if self._pending:
+            stream = self.stream or sys.stdout
+            stream.write("\n".join(self._pending) + "\n")
             stream.flush()
+            self._pending.clear()
 
 
 OUTPUT = LineWriter()

@@ -62,4 +62,4 @@ class RequestTelemetry:
             "ServerErrors": 1 if server_error else 0,
             "Latency": duration_ms,
         }
-        self._writer.write(json.dumps(line))
+        self._writer.write_soon(json.dumps(line))

@@ -66,7 +66,10 @@ NoteId = Annotated[uuid.UUID, Path(alias="id", description="Note id (UUID)")]
     "",
     status_code=status.HTTP_201_CREATED,
     response_model=NoteOut,
-    responses=responses(400, 413, 422, 503),
+    responses={
+        201: {"headers": {"Location": {"description": "URL of the new note", "schema": {"type": "string"}}}},
+        **responses(400, 413, 422, 503),
+    },
     summary="Create a note",
 )
 async def create_note(note: NoteCreate, request: Request, response: Response) -> NoteOut:

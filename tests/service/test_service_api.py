@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from conftest import LiveServer, live_app, settings_for
+from service_support import LiveServer, live_app, settings_for
 from svc_postgres import PostgresServer
 
 pytestmark = pytest.mark.xdist_group("service")

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import REPO, postgres_directory, wait_until
+from service_support import REPO, postgres_directory, wait_until
 from svc_postgres import free_port
 
 pytestmark = pytest.mark.xdist_group("service")

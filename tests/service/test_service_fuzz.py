@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 import schemathesis
-from conftest import LiveServer, live_app, settings_for
+from service_support import LiveServer, live_app, settings_for
 from schemathesis.config import SchemathesisConfig
 from svc_postgres import PostgresServer
 

@@ -8,7 +8,7 @@ import threading
 
 import psycopg
 import pytest
-from conftest import wait_until
+from service_support import wait_until
 from svc_postgres import Database
 
 from service.migrations import ADVISORY_LOCK_KEY, MIGRATIONS, Migration, migrate

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from conftest import LogCapture, live_app, postgres_directory, settings_for, wait_until
+from service_support import LogCapture, live_app, postgres_directory, settings_for, wait_until
 from svc_postgres import Database, PostgresServer
 
 pytestmark = pytest.mark.xdist_group("service")

@@ -10,7 +10,7 @@ from typing import Any
 
 import boto3
 import pytest
-from conftest import LiveServer, live_app, settings_for
+from service_support import LiveServer, live_app, settings_for
 from moto import mock_aws
 from svc_postgres import Database, PostgresServer
 

@@ -4,7 +4,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import REPO
+from service_support import REPO
 
 from service.settings import LOCAL_APP_SECRET, ConfigError, Settings
 

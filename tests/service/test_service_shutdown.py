@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 import httpx
 import pytest
-from conftest import ServiceProcess, service_env, wait_until
+from service_support import ServiceProcess, service_env, wait_until
 from svc_postgres import Database
 
 pytestmark = pytest.mark.xdist_group("service")
@@ -84,8 +84,9 @@ def test_idle_service_starts_fast_and_stops_fast_on_sigterm(database: Database, 
     terminated_at = time.monotonic()
     assert process.wait_exit(timeout=10) == 0
     shutdown = time.monotonic() - terminated_at
-    assert startup < 10, f"start-up to first /healthz 200 took {startup:.2f} s"
-    assert shutdown < 3, f"shutdown after SIGTERM took {shutdown:.2f} s"
+    # Generous bounds for a busy CI machine; typical here is 0.7 s and 0.4 s.
+    assert startup < 15, f"start-up to first /healthz 200 took {startup:.2f} s"
+    assert shutdown < 5, f"shutdown after SIGTERM took {shutdown:.2f} s"
     assert process.process.stderr is not None and "Traceback" not in process.process.stderr.read()
 
 
@@ -103,5 +104,5 @@ def test_requests_stuck_past_the_timeout_do_not_delay_exit(database: Database, s
         admin.execute("ROLLBACK")
         for future in futures:
             future.exception(timeout=30)
-    # The timeout (2 s) plus closing the pool: well inside any ECS stop timeout.
-    assert elapsed < 6, f"exit took {elapsed:.2f} s"
+    # The timeout (2 s) plus closing the pool (at most 3 s): well inside any ECS stop timeout.
+    assert elapsed < 8, f"exit took {elapsed:.2f} s"

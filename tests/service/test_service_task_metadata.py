@@ -9,7 +9,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
 import pytest
-from conftest import live_app, settings_for, wait_until
+from service_support import live_app, settings_for, wait_until
 from svc_postgres import PostgresServer, free_port
 
 pytestmark = pytest.mark.xdist_group("service")

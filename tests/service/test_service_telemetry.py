@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Callable, Iterator
 
@@ -9,7 +10,7 @@ import httpx
 import pytest
 from aws_embedded_metrics.logger.metrics_context import MetricsContext
 from aws_embedded_metrics.serializers.log_serializer import LogSerializer
-from conftest import LogCapture, ServiceProcess, live_app, service_env, settings_for, wait_until
+from service_support import LogCapture, ServiceProcess, live_app, service_env, settings_for, wait_until
 from svc_postgres import PostgresServer, free_port
 
 from service.logs import LineWriter
@@ -49,10 +50,8 @@ def assert_emf(record: dict, *, environment: str, namespace: str) -> None:
 @pytest.fixture(scope="module")
 def production_process(postgres: PostgresServer) -> Iterator[ServiceProcess]:
     # `python -m service` as ECS runs it, its stdout being the log stream awslogs would ship.
-    from conftest import ServiceProcess as Process
-
     db = postgres.create_database()
-    process = Process(service_env(db, ENVIRONMENT="dev", METRICS_NAMESPACE="Delivery/Test"))
+    process = ServiceProcess(service_env(db, ENVIRONMENT="dev", METRICS_NAMESPACE="Delivery/Test"))
     try:
         process.wait_healthy()
         wait_until(lambda: httpx.get(f"{process.url}/readyz").status_code == 200, timeout=20, what="ready")
@@ -90,16 +89,12 @@ def test_one_line_per_request(production_process: ServiceProcess) -> None:
     ids = [f"count-{i}" for i in range(5)]
     for request_id in ids:
         httpx.get(f"{production_process.url}/", headers={"X-Request-Id": request_id})
-    lines = wait_until(
-        lambda: (
-            [r for r in request_lines(production_process.lines, "/") if r["request_id"] in ids]
-            if sum(1 for r in request_lines(production_process.lines, "/") if r["request_id"] in ids) >= 5
-            else None
-        ),
-        timeout=5,
-        what="five request lines",
-    )
-    assert sorted(r["request_id"] for r in lines) == ids
+
+    def logged_ids() -> list[str]:
+        return sorted(r["request_id"] for r in request_lines(production_process.lines, "/") if r["request_id"] in ids)
+
+    wait_until(lambda: len(logged_ids()) >= len(ids), timeout=5, what="five request lines")
+    assert logged_ids() == ids
 
 
 def test_database_errors_are_logged_with_stack_trace_and_count_as_server_errors(
@@ -185,3 +180,30 @@ def test_request_line_equals_what_the_library_serializes() -> None:
     library["_aws"]["Timestamp"] = ours["_aws"]["Timestamp"]
     assert ours == library
     assert ours["level"] == "WARNING" and ours["ServerErrors"] == 1
+
+
+def test_request_lines_are_written_once_per_loop_iteration_and_never_reordered() -> None:
+    class Stream:
+        def __init__(self) -> None:
+            self.writes: list[str] = []
+
+        def write(self, text: str) -> None:
+            self.writes.append(text)
+
+        def flush(self) -> None:
+            return None
+
+    stream = Stream()
+    writer = LineWriter(stream)  # type: ignore[arg-type]
+
+    async def scenario() -> None:
+        writer.write_soon("one")
+        writer.write_soon("two")
+        assert stream.writes == []
+        await asyncio.sleep(0)
+        assert stream.writes == ["one\ntwo\n"]
+        writer.write_soon("three")
+        writer.write("error")
+        assert stream.writes[-1] == "three\nerror\n"
+
+    asyncio.run(scenario())
