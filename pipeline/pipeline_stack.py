@@ -121,7 +121,7 @@ class PipelineStack(Stack):
             self.pipeline.add_stage(
                 stage,
                 pre=pre,
-                post=[verification_step(env=env, stage=stage)],
+                post=[verification_step(env=env, stage=stage, scan_image=previous is None)],
             )
             self.stages.append(stage)
             previous = env.name

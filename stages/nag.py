@@ -10,13 +10,24 @@ from aws_cdk import aws_iam as iam
 from constructs import IConstruct
 
 IAM5 = "AwsSolutions-IAM5"
+PACKS = ("AwsSolutions", "NIST.800.53.R5")
 
 
 def acknowledge(scope: IConstruct, reasons: dict[str, str]) -> None:
     short = [rule for rule, reason in reasons.items() if len(reason.strip()) < 30]
     if short:
         raise ValueError(f"acknowledgments need the reason a security reviewer would accept: {short}")
-    Validations.of(scope).acknowledge(*(Acknowledgment(id=rule, reason=reason) for rule, reason in reasons.items()))
+    Validations.of(scope).acknowledge(
+        *(Acknowledgment(id=_qualified(rule), reason=reason) for rule, reason in reasons.items())
+    )
+
+
+def _qualified(rule: str) -> str:
+    # Validations wants "<plugin>::<rule>"; an unqualified id would be filed as an annotation rule.
+    for pack in PACKS:
+        if rule.startswith(f"{pack}-"):
+            return f"{pack}::{rule}"
+    return rule
 
 
 def acknowledge_wildcards(scope: IConstruct, allowed: list[tuple[str, str]]) -> list[str]:

@@ -3,7 +3,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from aws_cdk import CfnOutput, IgnoreMode
+from aws_cdk import CfnOutput, DefaultStackSynthesizer, IgnoreMode
 from aws_cdk import aws_ecr_assets as ecr_assets
 from aws_cdk import aws_ecs as ecs
 from aws_cdk import aws_iam as iam
@@ -18,6 +18,7 @@ from stages.deployment_hook import DeploymentHook
 from stages.nag import acknowledge_wildcards
 from stages.load_balancer import TEST_LISTENER_PORT, LoadBalancer
 from stages.remediation import Remediation
+from stages.secret_policies import SecretPolicies
 from stages.service_alarms import ServiceAlarms
 from stages.stateful_stack import StatefulStack
 from stages.web_service import WebService
@@ -67,6 +68,16 @@ class StatelessStack(EnvironmentStack):
             app_version=self.image_asset.asset_hash[:12],
         )
         alb = self.load_balancer.alb
+        assert stateful.database.secret is not None
+        SecretPolicies(
+            self,
+            "SecretPolicies",
+            database_secret_arn=stateful.database.secret.secret_arn,
+            signing_key_arn=stateful.secrets.signing_key.secret_arn,
+            task_role=self.web.task_definition.task_role,
+            execution_role=self.web.task_definition.obtain_execution_role(),
+            rotation_role_prefix=stateful.stack_name,
+        )
         self.alerting = Alerting(self, "Alerting", config=config, key=key)
         self.alarms = ServiceAlarms(
             self,
@@ -117,9 +128,26 @@ class StatelessStack(EnvironmentStack):
             "DeployVerifier",
             role_name=self.verifier_role_name,
             assumed_by=iam.AccountPrincipal(app_config.pipeline.account),
-            description="Read-only: lets the pipeline confirm the ECS rollout completed on the new task definition",
+            description="Lets the pipeline confirm the ECS rollout completed on the new task definition and read image scans",
         )
         service = self.web.service
+        # CDK publishes the image into the bootstrap repository of this account/region, tagged with the asset hash.
+        self.image_repository_name = (
+            DefaultStackSynthesizer.DEFAULT_IMAGE_ASSETS_REPOSITORY_NAME.replace(
+                "${Qualifier}", DefaultStackSynthesizer.DEFAULT_QUALIFIER
+            )
+            .replace("${AWS::AccountId}", config.account)
+            .replace("${AWS::Region}", config.region)
+        )
+        self.image_tag = self.image_asset.image_tag
+        verifier.add_to_policy(
+            iam.PolicyStatement(
+                actions=["ecr:DescribeImageScanFindings", "ecr:StartImageScan"],
+                resources=[
+                    self.format_arn(service="ecr", resource="repository", resource_name=self.image_repository_name)
+                ],
+            )
+        )
         verifier.add_to_policy(
             iam.PolicyStatement(
                 actions=["ecs:DescribeServices", "ecs:ListServiceDeployments"], resources=[service.service_arn]

@@ -218,14 +218,15 @@ class WebService(Construct):
                 (r"^Resource::\*$", "ecr:GetAuthorizationToken has no resource-level permissions (execution role)"),
             ],
         )
-        acknowledge(
-            self.service,
-            {
-                "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/AmazonECSInfrastructureRolePolicyForLoadBalancers]": (
-                    "AWS-maintained policy ECS needs to shift listener rules during blue/green; scoped by AWS to load balancer actions"
-                ),
-            },
-        )
+        if len(self.target_groups) > 1:
+            acknowledge(
+                self.service,
+                {
+                    "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/AmazonECSInfrastructureRolePolicyForLoadBalancers]": (
+                        "AWS-maintained policy ECS needs to shift listener rules during blue/green; scoped by AWS to load balancer actions"
+                    ),
+                },
+            )
 
     def _target_group(self, id_: str, config: EnvironmentConfig, vpc: ec2.IVpc) -> elbv2.ApplicationTargetGroup:
         deployment = config.deployment

@@ -117,3 +117,19 @@ def test_failures_and_waiting_approvals_are_notified(pipeline_template):
     } <= events
     (topic,) = resources_of(pipeline_template, "AWS::SNS::Topic").values()
     assert "KmsMasterKeyId" in topic["Properties"]
+
+
+def test_the_image_scan_gates_promotion_in_the_first_environment_only(pipeline_template, config):
+    specs = {
+        name: p["Properties"]
+        for name, p in resources_of(pipeline_template, "AWS::CodeBuild::Project").items()
+        if "verify_rollout.py" in p["Properties"]["Source"]["BuildSpec"]
+    }
+    scanning = [p for p in specs.values() if "image_scan_gate.py" in p["Source"]["BuildSpec"]]
+    assert len(scanning) == 1
+    spec = json.loads(scanning[0]["Source"]["BuildSpec"])
+    commands = spec["phases"]["build"]["commands"]
+    # Scan first: a bad image must fail before anything is reported as verified.
+    assert "image_scan_gate.py" in commands[0] and "verify_rollout.py" in commands[1]
+    first = config.environments[0]
+    assert f"cdk-hnb659fds-container-assets-{first.account}-{first.region}" in json.dumps(pipeline_template)

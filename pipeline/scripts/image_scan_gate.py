@@ -1,0 +1,494 @@
+"""Pre-deploy gate: stop promotion when the container image's vulnerability scan has too many findings.
+
+CDK publishes the image to the environment account's bootstrap ECR repository, tagged with the asset hash, before
+the environment is deployed; this step asks ECR for that image's scan results. Works with basic scanning (status
+COMPLETE) and enhanced scanning by Amazon Inspector (status ACTIVE, findings under `enhancedFindings`); the gate
+reads `findingSeverityCounts` and only walks the finding pages to name the worst findings. When basic scanning has
+no scan for the image (the repository does not scan on push) it starts one, once, and waits for it. Runs in a
+CodeBuild step with boto3.
+
+Exit codes: 0 passed, 1 findings over threshold or image not scannable, 2 bad arguments, 3 timed out,
+4 AWS API error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import sys
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_TIMEOUT = 3
+EXIT_AWS_ERROR = 4
+
+PASSED = "passed"
+FAILED = "failed"
+WAITING = "waiting"
+
+READY_STATUSES = frozenset({"COMPLETE", "ACTIVE"})  # basic scan finished / Inspector has findings for the image
+PENDING_STATUSES = frozenset({"IN_PROGRESS", "PENDING"})
+# every other status (FAILED, UNSUPPORTED_IMAGE, SCAN_ELIGIBILITY_EXPIRED, FINDINGS_UNAVAILABLE, LIMIT_EXCEEDED,
+# IMAGE_ARCHIVED, IMAGE_SIZE_EXCEEDED, and any status added later) means no findings will come: "unscannable"
+
+# Inspector also reports UNTRIAGED; basic scanning reports UNDEFINED. Neither is gated, both are shown.
+SEVERITY_ORDER = ("CRITICAL", "HIGH", "MEDIUM", "LOW", "INFORMATIONAL", "UNTRIAGED", "UNDEFINED")
+TOP_FINDINGS = 5
+PAGE_SIZE = 1000
+MAX_PAGES = 10  # names the worst findings from the first 10,000; the counts always cover every finding
+
+REPOSITORY_PATTERN = re.compile(r"[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*(/[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*)*")
+DIGEST_PATTERN = re.compile(r"[a-zA-Z0-9-_+.]+:[a-fA-F0-9]+")
+
+# StartImageScan refusals after which the scan may still appear (enhanced scanning scans by itself; a basic
+# scan already ran today): keep polling and let the timeout decide
+START_REFUSED_KEEP_POLLING = frozenset({"ValidationException", "InvalidParameterException", "LimitExceededException"})
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    max_critical: int = 0
+    max_high: int = 5
+
+    def limits(self) -> dict[str, int]:
+        return {"CRITICAL": self.max_critical, "HIGH": self.max_high}
+
+
+@dataclass(frozen=True)
+class Verdict:
+    state: str
+    message: str
+
+
+@dataclass(frozen=True)
+class Observation:
+    """What one poll saw; `decide` needs nothing else.
+
+    `findings` is the DescribeImageScanFindings response with the finding lists of every page read merged in;
+    None when ECR raised ScanNotFoundException (or the image/repository does not exist, see `missing`).
+    """
+
+    findings: Mapping[str, Any] | None = None
+    pages_truncated: bool = False
+    missing: str | None = None  # "image not found" message: the gate fails
+    scan_started: bool = False  # this run started a basic scan
+    start_refused: str | None = None  # StartImageScan said no (e.g. enhanced scanning, daily limit)
+    unsupported: str | None = None  # StartImageScan said the image type cannot be scanned
+
+
+def image_id(tag: str) -> dict[str, str]:
+    """`--tag` takes a tag or a digest (sha256:...)."""
+    return {"imageDigest": tag} if tag.startswith("sha256:") else {"imageTag": tag}
+
+
+def severity_counts(findings: Mapping[str, Any]) -> dict[str, int]:
+    scan = findings.get("imageScanFindings") or {}
+    counts = scan.get("findingSeverityCounts")
+    if counts is not None:
+        return {str(k).upper(): int(v) for k, v in counts.items()}
+    # no summary map: count what the pages hold (enhanced scanning with nothing found omits the map)
+    tally: dict[str, int] = {}
+    for finding in list(scan.get("findings") or []) + list(scan.get("enhancedFindings") or []):
+        severity = str(finding.get("severity") or "UNDEFINED").upper()
+        tally[severity] = tally.get(severity, 0) + 1
+    return tally
+
+
+def _attribute(finding: Mapping[str, Any], key: str) -> str | None:
+    for attribute in finding.get("attributes") or []:
+        if attribute.get("key") == key:
+            return attribute.get("value")
+    return None
+
+
+def _severity_rank(severity: str | None) -> int:
+    severity = (severity or "UNDEFINED").upper()
+    return SEVERITY_ORDER.index(severity) if severity in SEVERITY_ORDER else len(SEVERITY_ORDER)
+
+
+# sort keys: (severity rank, minus score, text), so the worst finding sorts first
+def _describe_basic(finding: Mapping[str, Any]) -> tuple[int, float, str]:
+    package = _attribute(finding, "package_name")
+    version = _attribute(finding, "package_version")
+    score = _attribute(finding, "CVSS3_SCORE") or _attribute(finding, "CVSS2_SCORE")
+    parts = [finding.get("name") or "?", (finding.get("severity") or "UNDEFINED").upper()]
+    if package:
+        parts.append(f"{package} {version}" if version else package)
+    if finding.get("uri"):
+        parts.append(finding["uri"])
+    return _severity_rank(finding.get("severity")), -_score(score), " ".join(parts)
+
+
+def _describe_enhanced(finding: Mapping[str, Any]) -> tuple[int, float, str]:
+    details = finding.get("packageVulnerabilityDetails") or {}
+    name = details.get("vulnerabilityId") or finding.get("title") or finding.get("findingArn") or "?"
+    packages = ", ".join(
+        f"{p.get('name')} {p.get('version')}" if p.get("version") else str(p.get("name"))
+        for p in details.get("vulnerablePackages") or []
+        if p.get("name")
+    )
+    parts = [name, (finding.get("severity") or "UNDEFINED").upper()]
+    if packages:
+        parts.append(packages)
+    url = details.get("sourceUrl") or ((finding.get("remediation") or {}).get("recommendation") or {}).get("url")
+    if url:
+        parts.append(url)
+    return _severity_rank(finding.get("severity")), -_score(finding.get("score")), " ".join(parts)
+
+
+def _score(value: Any) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return 0.0
+
+
+def top_findings(findings: Mapping[str, Any], limit: int = TOP_FINDINGS) -> list[str]:
+    """The worst findings, one short line each: severity first, then the higher score."""
+    scan = findings.get("imageScanFindings") or {}
+    described = [_describe_basic(f) for f in scan.get("findings") or []]
+    described += [_describe_enhanced(f) for f in scan.get("enhancedFindings") or []]
+    described.sort()
+    return [text for _, _, text in described[:limit]]
+
+
+def summary_lines(counts: Mapping[str, int], thresholds: Thresholds) -> list[str]:
+    limits = thresholds.limits()
+    known = [s for s in SEVERITY_ORDER if s in counts or s in limits]
+    others = sorted(s for s in counts if s not in SEVERITY_ORDER)
+    lines = []
+    for severity in known + others:
+        count = counts.get(severity, 0)
+        line = f"  {severity:<13} {count:>5}"
+        if severity in limits:
+            line += f"  (max {limits[severity]})"
+            if count > limits[severity]:
+                line += "  OVER"
+        lines.append(line)
+    return lines
+
+
+def _status(findings: Mapping[str, Any]) -> tuple[str, str]:
+    status = findings.get("imageScanStatus") or {}
+    return str(status.get("status") or ""), str(status.get("description") or "")
+
+
+def _unscannable(reason: str, allow_unscannable: bool) -> Verdict:
+    if allow_unscannable:
+        return Verdict(PASSED, f"WARNING: image NOT scanned ({reason}); passing because --allow-unscannable is set")
+    return Verdict(FAILED, f"image cannot be scanned: {reason} (pass --allow-unscannable to let it through)")
+
+
+def decide(
+    image: str, observation: Observation, thresholds: Thresholds, *, allow_unscannable: bool = False
+) -> Verdict:
+    """Pure verdict over one poll's API responses."""
+    if observation.missing:
+        return Verdict(FAILED, observation.missing)
+    if observation.unsupported:
+        return _unscannable(observation.unsupported, allow_unscannable)
+    if observation.findings is None:
+        if observation.scan_started:
+            return Verdict(WAITING, f"started a basic scan of {image}; no scan result yet")
+        if observation.start_refused:
+            return Verdict(
+                WAITING,
+                f"no scan of {image} yet; StartImageScan refused ({observation.start_refused}), "
+                "waiting for the registry's own (enhanced or on-push) scan",
+            )
+        return Verdict(WAITING, f"no scan of {image} yet")
+
+    status, description = _status(observation.findings)
+    described = f"{status}" + (f" ({description})" if description else "")
+    if not status or status in PENDING_STATUSES:
+        return Verdict(WAITING, f"scan of {image} is {described or 'not reported yet'}")
+    if status not in READY_STATUSES:
+        return _unscannable(f"scan status {described}", allow_unscannable)
+
+    counts = severity_counts(observation.findings)
+    over = [
+        f"{severity} {counts.get(severity, 0)} > max {limit}"
+        for severity, limit in thresholds.limits().items()
+        if counts.get(severity, 0) > limit
+    ]
+    kind = "enhanced" if status == "ACTIVE" else "basic"
+    totals = ", ".join(f"{s} {counts[s]}" for s in SEVERITY_ORDER if counts.get(s)) or "no findings"
+    if not over:
+        return Verdict(PASSED, f"{image} {kind} scan {status}: {totals}; within thresholds")
+    lines = [f"{image} {kind} scan {status} has findings over threshold: {'; '.join(over)}"]
+    lines += summary_lines(counts, thresholds)
+    worst = top_findings(observation.findings)
+    if worst:
+        heading = f"  top {len(worst)} findings"
+        if observation.pages_truncated:
+            heading += f" (from the first {MAX_PAGES * PAGE_SIZE} listed)"
+        lines.append(heading + ":")
+        lines += [f"    - {text}" for text in worst]
+    return Verdict(FAILED, "\n".join(lines))
+
+
+class Observer:
+    """Collects one poll's responses; starts at most one basic scan per run."""
+
+    def __init__(self, ecr: Any, *, repository: str, tag: str, start_scan: bool = True) -> None:
+        self._ecr = ecr
+        self._repository = repository
+        self._image_id = image_id(tag)
+        self._image = f"{repository}{'@' if tag.startswith('sha256:') else ':'}{tag}"
+        self._may_start = start_scan
+        self._scan_started = False
+        self._start_refused: str | None = None
+
+    def observe(self) -> Observation:
+        from botocore.exceptions import ClientError
+
+        request = {"repositoryName": self._repository, "imageId": self._image_id, "maxResults": PAGE_SIZE}
+        try:
+            first = self._ecr.describe_image_scan_findings(**request)
+        except ClientError as err:
+            code = err.response.get("Error", {}).get("Code")
+            if code in ("ImageNotFoundException", "RepositoryNotFoundException"):
+                return Observation(missing=f"image {self._image} not found ({code}: {_error_message(err)})")
+            if code != "ScanNotFoundException":
+                raise
+            return self._no_scan_yet()
+
+        status, _ = _status(first)
+        if status not in READY_STATUSES or not first.get("nextToken"):
+            return Observation(findings=first, scan_started=self._scan_started)
+        merged = dict(first)
+        scan = dict(first.get("imageScanFindings") or {})
+        basic = list(scan.get("findings") or [])
+        enhanced = list(scan.get("enhancedFindings") or [])
+        token = first.get("nextToken")
+        pages = 1
+        while token and pages < MAX_PAGES:
+            page = self._ecr.describe_image_scan_findings(**request, nextToken=token)
+            page_scan = page.get("imageScanFindings") or {}
+            basic += page_scan.get("findings") or []
+            enhanced += page_scan.get("enhancedFindings") or []
+            token = page.get("nextToken")
+            pages += 1
+        if basic:
+            scan["findings"] = basic
+        if enhanced:
+            scan["enhancedFindings"] = enhanced
+        merged["imageScanFindings"] = scan
+        merged.pop("nextToken", None)
+        return Observation(findings=merged, pages_truncated=bool(token), scan_started=self._scan_started)
+
+    def _no_scan_yet(self) -> Observation:
+        from botocore.exceptions import ClientError
+
+        if self._may_start and not self._scan_started and self._start_refused is None:
+            try:
+                self._ecr.start_image_scan(repositoryName=self._repository, imageId=self._image_id)
+                self._scan_started = True
+            except ClientError as err:
+                code = err.response.get("Error", {}).get("Code")
+                if code == "UnsupportedImageTypeException":
+                    return Observation(unsupported=f"{code}: {_error_message(err)}")
+                if code in ("ImageNotFoundException", "RepositoryNotFoundException"):
+                    return Observation(missing=f"image {self._image} not found ({code}: {_error_message(err)})")
+                if code not in START_REFUSED_KEEP_POLLING:
+                    raise
+                self._start_refused = f"{code}: {_error_message(err)}"
+        return Observation(scan_started=self._scan_started, start_refused=self._start_refused)
+
+
+def _error_message(err: Any) -> str:
+    return err.response.get("Error", {}).get("Message", "")
+
+
+@dataclass(frozen=True)
+class Outcome:
+    exit_code: int
+    message: str
+
+
+def gate(
+    observe: Callable[[], Observation],
+    *,
+    image: str,
+    thresholds: Thresholds,
+    allow_unscannable: bool,
+    timeout: float,
+    interval: float,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+    log: Callable[[str], None] = print,
+) -> Outcome:
+    start = clock()
+    last_message = ""
+    while True:
+        verdict = decide(image, observe(), thresholds, allow_unscannable=allow_unscannable)
+        elapsed = clock() - start
+        if verdict.state == PASSED:
+            return Outcome(EXIT_OK, f"PASS: {verdict.message}")
+        if verdict.state == FAILED:
+            return Outcome(EXIT_FAILED, f"FAIL: {verdict.message}")
+        if verdict.message != last_message:
+            log(f"image-scan-gate: [{elapsed:5.0f}s] waiting: {verdict.message}")
+            last_message = verdict.message
+        if elapsed + interval > timeout:
+            return Outcome(
+                EXIT_TIMEOUT, f"TIMEOUT after {elapsed:.0f}s (limit {timeout:.0f}s); last state: {verdict.message}"
+            )
+        sleep(interval)
+
+
+def _env(name: str, default: str | None = None) -> str | None:
+    value = os.environ.get(name, "").strip()
+    return value or default
+
+
+def _env_flag(name: str) -> bool:
+    return (_env(name) or "").lower() in ("1", "true", "yes", "on")
+
+
+def _non_negative_int(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {value!r}") from None
+    if number < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more: {value}")
+    return number
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="image_scan_gate.py",
+        description="Pass only when the image's ECR scan (basic or enhanced) has at most --max-critical CRITICAL "
+        "and --max-high HIGH findings.",
+    )
+    parser.add_argument(
+        "--repository", default=_env("IMAGE_REPOSITORY"), help="ECR repository name [env IMAGE_REPOSITORY]"
+    )
+    parser.add_argument(
+        "--tag", default=_env("IMAGE_TAG"), help="image tag (the asset hash) or digest sha256:... [env IMAGE_TAG]"
+    )
+    parser.add_argument(
+        "--region", default=_env("AWS_REGION", _env("AWS_DEFAULT_REGION")), help="[env AWS_REGION]"
+    )
+    parser.add_argument(
+        "--role-arn",
+        default=_env("SCANNER_ROLE_ARN"),
+        help="role to assume first, e.g. a read-only role in the environment account [env SCANNER_ROLE_ARN]",
+    )
+    parser.add_argument(
+        "--max-critical",
+        type=_non_negative_int,
+        default=_env("IMAGE_SCAN_MAX_CRITICAL", "0"),
+        help="most CRITICAL findings allowed (default 0) [env IMAGE_SCAN_MAX_CRITICAL]",
+    )
+    parser.add_argument(
+        "--max-high",
+        type=_non_negative_int,
+        default=_env("IMAGE_SCAN_MAX_HIGH", "5"),
+        help="most HIGH findings allowed (default 5) [env IMAGE_SCAN_MAX_HIGH]",
+    )
+    parser.add_argument(
+        "--allow-unscannable",
+        action="store_true",
+        default=_env_flag("IMAGE_SCAN_ALLOW_UNSCANNABLE"),
+        help="pass with a warning when the image cannot be scanned (FAILED, UNSUPPORTED_IMAGE, ...) "
+        "[env IMAGE_SCAN_ALLOW_UNSCANNABLE=true]",
+    )
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=_env("IMAGE_SCAN_TIMEOUT_SECONDS", "600"),
+        help="seconds to wait for the scan (default 600) [env IMAGE_SCAN_TIMEOUT_SECONDS]",
+    )
+    parser.add_argument(
+        "--interval",
+        type=float,
+        default=_env("IMAGE_SCAN_POLL_SECONDS", "10"),
+        help="seconds between polls (default 10) [env IMAGE_SCAN_POLL_SECONDS]",
+    )
+    args = parser.parse_args(argv)
+    missing = [flag for flag, value in (("--repository", args.repository), ("--tag", args.tag)) if not value]
+    if missing:
+        parser.error(f"missing {', '.join(missing)} (or the matching environment variable)")
+    if not (2 <= len(args.repository) <= 256 and REPOSITORY_PATTERN.fullmatch(args.repository)):
+        parser.error(f"--repository {args.repository!r} is not an ECR repository name")
+    if args.tag.startswith("sha256:"):
+        if not DIGEST_PATTERN.fullmatch(args.tag):
+            parser.error(f"--tag {args.tag!r} is not an image digest")
+    elif len(args.tag) > 300 or ":" in args.tag or "@" in args.tag:
+        parser.error(f"--tag {args.tag!r} is not an image tag (give the tag only, not repository:tag)")
+    if args.timeout <= 0 or args.interval <= 0:
+        parser.error("--timeout and --interval must be positive")
+    return args
+
+
+def ecr_client(region: str | None, role_arn: str | None) -> Any:
+    import boto3
+    from botocore.config import Config
+
+    config = Config(retries={"mode": "standard", "max_attempts": 8})
+    session = boto3.Session(region_name=region)
+    if role_arn:
+        credentials = session.client("sts", config=config).assume_role(
+            RoleArn=role_arn, RoleSessionName="image-scan-gate", DurationSeconds=3600
+        )["Credentials"]
+        session = boto3.Session(
+            aws_access_key_id=credentials["AccessKeyId"],
+            aws_secret_access_key=credentials["SecretAccessKey"],
+            aws_session_token=credentials["SessionToken"],
+            region_name=region,
+        )
+    return session.client("ecr", config=config)
+
+
+def main(argv: Sequence[str] | None = None, *, ecr: Any = None, sleep: Callable[[float], None] = time.sleep,
+         clock: Callable[[], float] = time.monotonic) -> int:
+    args = parse_args(argv)
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    thresholds = Thresholds(max_critical=args.max_critical, max_high=args.max_high)
+    image = f"{args.repository}{'@' if args.tag.startswith('sha256:') else ':'}{args.tag}"
+    print(
+        f"image-scan-gate: image={image} max-critical={thresholds.max_critical} max-high={thresholds.max_high} "
+        f"timeout={args.timeout:.0f}s"
+        + (" allow-unscannable" if args.allow_unscannable else "")
+        + (f" role={args.role_arn}" if args.role_arn else ""),
+        flush=True,
+    )
+    try:
+        if ecr is None:
+            ecr = ecr_client(args.region, args.role_arn)
+        observer = Observer(ecr, repository=args.repository, tag=args.tag)
+        outcome = gate(
+            observer.observe,
+            image=image,
+            thresholds=thresholds,
+            allow_unscannable=args.allow_unscannable,
+            timeout=args.timeout,
+            interval=args.interval,
+            clock=clock,
+            sleep=sleep,
+            log=lambda line: print(line, flush=True),
+        )
+    except ClientError as err:
+        error = err.response.get("Error", {})
+        outcome = Outcome(
+            EXIT_AWS_ERROR,
+            f"ERROR: {err.operation_name} failed: {error.get('Code', '?')}: {error.get('Message', '')}",
+        )
+    except BotoCoreError as err:
+        outcome = Outcome(EXIT_AWS_ERROR, f"ERROR: AWS call failed: {err}")
+    stream = sys.stdout if outcome.exit_code == EXIT_OK else sys.stderr
+    print(f"image-scan-gate: {outcome.message}", file=stream, flush=True)
+    return outcome.exit_code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,81 @@
+from __future__ import annotations
+
+import json
+
+import aws_cdk as cdk
+import pytest
+from aws_cdk.assertions import Match, Template
+
+from config import load_config
+from stages.service_stage import ServiceStage
+from tests.infra.conftest import resources_of
+
+pytestmark = pytest.mark.xdist_group("infra")
+CERTIFICATE = "arn:aws:acm:eu-west-1:111111111111:certificate/11111111-2222-3333-4444-555555555555"
+
+
+@pytest.mark.parametrize("env", ["dev", "staging", "prod"])
+def test_secrets_deny_other_accounts_and_readers_outside_the_expected_roles(templates, config, env):
+    template = templates[f"{config.project}-{config.service_name}-pipeline/{env.capitalize()}/Stateless"]
+    policies = {k: v["Properties"] for k, v in resources_of(template, "AWS::SecretsManager::ResourcePolicy").items()}
+    assert len(policies) == 2
+    for policy in policies.values():
+        assert policy["BlockPublicPolicy"] is True
+        statements = {s["Sid"]: s for s in policy["ResourcePolicy"]["Statement"]}
+        assert statements["DenyOtherAccounts"]["Effect"] == "Deny"
+        assert statements["DenyOtherAccounts"]["Condition"] == {"StringNotEquals": {"aws:PrincipalAccount": config.environment(env).account}}
+        readers = statements["DenyReadersOutsideTheExpectedRoles"]
+        assert readers["Effect"] == "Deny" and readers["Action"] == "secretsmanager:GetSecretValue"
+    database = next(p for k, p in policies.items() if k.startswith("SecretPoliciesDatabaseSecret"))
+    allowed = json.dumps(database["ResourcePolicy"]["Statement"][1]["Condition"]["ArnNotLike"]["aws:PrincipalArn"])
+    assert "WebTaskDefinitionTaskRole" in allowed and "ExecutionRole" not in allowed
+    signing = next(p for k, p in policies.items() if k.startswith("SecretPoliciesSigningKey"))
+    allowed = json.dumps(signing["ResourcePolicy"]["Statement"][1]["Condition"]["ArnNotLike"]["aws:PrincipalArn"])
+    assert "WebTaskDefinitionExecutionRole" in allowed and "TaskRole9" not in allowed
+
+
+@pytest.mark.parametrize("env", ["dev", "staging", "prod"])
+def test_task_roles_read_exactly_their_secrets_and_keys(template_of, env):
+    template = template_of(env, "Stateless")
+    policies = template.find_resources("AWS::IAM::Policy")
+    task_policy = next(p for k, p in policies.items() if k.startswith("WebTaskDefinitionTaskRoleDefaultPolicy"))
+    statements = task_policy["Properties"]["PolicyDocument"]["Statement"]
+    for statement in statements:
+        assert statement["Resource"] != "*", statement
+    decrypt = next(s for s in statements if s["Action"] == "kms:Decrypt")
+    assert "kms:ViaService" in json.dumps(decrypt["Condition"])
+
+
+def test_a_configured_certificate_gives_https_with_a_modern_policy_and_a_redirect(context):
+    overrides = {
+        **context,
+        "delivery.environments.staging.tls": json.dumps({"domain_name": "staging.example.com", "certificate_arn": CERTIFICATE}),
+    }
+    config = load_config(overrides, {})
+    app = cdk.App(context=context)
+    stage = ServiceStage(app, "Staging", app_config=config, config=config.environment("staging"))
+    template = Template.from_stack(stage.stateless)
+    template.has_resource_properties(
+        "AWS::ElasticLoadBalancingV2::Listener",
+        {
+            "Port": 443,
+            "Protocol": "HTTPS",
+            "Certificates": [{"CertificateArn": CERTIFICATE}],
+            "SslPolicy": Match.string_like_regexp("TLS13"),
+        },
+    )
+    template.has_resource_properties(
+        "AWS::ElasticLoadBalancingV2::Listener",
+        {
+            "Port": 80,
+            "DefaultActions": [Match.object_like({"Type": "redirect", "RedirectConfig": Match.object_like({"Protocol": "HTTPS", "Port": "443"})})],
+        },
+    )
+    outputs = template.find_outputs("ServiceUrl")
+    assert next(iter(outputs.values()))["Value"] == "https://staging.example.com"
+
+
+def test_without_a_certificate_the_listener_is_http_only(template_of):
+    template = template_of("dev", "Stateless")
+    listeners = template.find_resources("AWS::ElasticLoadBalancingV2::Listener")
+    assert {l["Properties"]["Protocol"] for l in listeners.values()} == {"HTTP"}
