@@ -144,9 +144,10 @@ class DeploymentConfig(_Frozen):
 
     @model_validator(mode="after")
     def _timeouts(self) -> DeploymentConfig:
-        if self.shutdown_timeout_seconds >= self.stop_timeout_seconds:
+        # After draining, the service needs up to 3 s to close its database pool.
+        if self.shutdown_timeout_seconds + 5 > self.stop_timeout_seconds:
             raise ValueError(
-                f"shutdown_timeout_seconds ({self.shutdown_timeout_seconds}) must be less than "
+                f"shutdown_timeout_seconds ({self.shutdown_timeout_seconds}) must be at least 5 s less than "
                 f"stop_timeout_seconds ({self.stop_timeout_seconds}) so ECS never kills a draining task"
             )
         if self.strategy != "ROLLING" and self.bake_minutes == 0:

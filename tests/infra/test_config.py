@@ -36,7 +36,7 @@ def test_defaults_load_in_config_order(context):
         ("source.connection_arn", "arn:aws:codestar:eu-west-1:1:conn/x", "source.connection_arn: must be a CodeConnections ARN"),
         ("environments.staging.service.memory_mib", 300, "environments.staging.service: memory_mib 300 is not valid with cpu 512"),
         ("environments.dev.network.nat_gateways", 3, "nat_gateways (3) cannot exceed the number of availability zones (2)"),
-        ("environments.prod.deployment.shutdown_timeout_seconds", 40, "must be less than stop_timeout_seconds"),
+        ("environments.prod.deployment.shutdown_timeout_seconds", 40, "must be at least 5 s less than stop_timeout_seconds (30)"),
         ("environments.dev.log_retention_days", 10, "environments.dev.log_retention_days: Input should be 1, 3, 5, 7"),
     ],
 )
