@@ -253,6 +253,7 @@ class PipelineConfig(_Frozen):
     account: Account = PLACEHOLDER_ACCOUNT
     region: Region
     notification_emails: tuple[str, ...] = ()
+    log_retention_days: Literal[7, 14, 30, 60, 90, 180, 365, 731] = 90
     # SUPERSEDED: a newer commit overtakes an older one waiting at an approval (see README).
     execution_mode: Literal["SUPERSEDED", "QUEUED"] = "SUPERSEDED"
 

@@ -17,6 +17,7 @@ from constructs import Construct
 from config import AppConfig
 from pipeline.buildspec import read_buildspec
 from pipeline.verification import verification_step
+from stages.retention import retention
 from stages.nag import acknowledge, acknowledge_wildcards
 from stages.service_stage import ServiceStage
 
@@ -54,7 +55,7 @@ class PipelineStack(Stack):
             )
         )
         build_logs = logs.LogGroup(
-            self, "BuildLogs", retention=logs.RetentionDays.THREE_MONTHS, encryption_key=self.key,
+            self, "BuildLogs", retention=retention(app_config.pipeline.log_retention_days), encryption_key=self.key,
             removal_policy=RemovalPolicy.DESTROY,
         )
         self.source = pipelines.CodePipelineSource.connection(

@@ -233,7 +233,7 @@ class ServiceAlarms(Construct):
             self,
             "ServiceUnhealthy",
             alarm_description=(
-                "Users are affected: high 5xx rate, or too few tasks, or persistent unhealthy targets. This is the "
+                "Users are affected: high 5xx rate, or too few tasks, or unhealthy targets while the service reports 5xx. This is the "
                 "page. First look: the dashboard's alarm panel, then recent deployments."
             ),
             alarm_rule=cw.AlarmRule.any_of(
