@@ -171,7 +171,7 @@ class PipelineStack(Stack):
             self.pipeline,
             {
                 "AwsSolutions-CB4": "Build artifacts are encrypted by the artifact bucket's key; CodeBuild's own project encryption key is the AWS-managed S3 key for its transient cache",
-                "AwsSolutions-S1": "The artifact bucket holds transient build artifacts; every read and write is already recorded by CloudTrail data events if the account enables them",
+                "AwsSolutions-S1": "The artifact bucket holds transient build artifacts readable only by this pipeline's roles (CDK Pipelines' bucket policy); object access is audited with CloudTrail data events at account level, which server access logs would only duplicate",
                 "NIST.800.53.R5-S3BucketLoggingEnabled": "Same as AwsSolutions-S1: transient pipeline artifacts",
                 "NIST.800.53.R5-S3BucketReplicationEnabled": "Transient build artifacts are reproducible from git; replication would add cost and no recovery value",
                 "NIST.800.53.R5-S3BucketVersioningEnabled": "Artifacts are immutable per execution id; versioning adds nothing",

@@ -1,0 +1,37 @@
+"""Counts the cdk-nag acknowledgments in a synthesized assembly, per pack and per rule, with one reason each."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+PACKS = ("AwsSolutions", "NIST.800.53.R5")
+
+
+def summarize(outdir: Path) -> str:
+    if not (outdir / "manifest.json").exists():
+        raise SystemExit(f"compliance_summary: no cloud assembly at {outdir}: run `make synth` first")
+    rules: dict[str, dict[str, list[str]]] = {pack: defaultdict(list) for pack in PACKS}
+    for metadata in sorted(outdir.rglob("*.metadata.json")):
+        for entries in json.loads(metadata.read_text()).values():
+            for entry in entries:
+                if entry.get("type") != "aws:cdk:acknowledged-rules":
+                    continue
+                for rule, reason in entry["data"].items():
+                    pack, _, name = rule.partition("::")
+                    if pack in rules:
+                        rules[pack][name.split("[")[0]].append(reason)
+    lines = []
+    for pack, by_rule in rules.items():
+        total = sum(len(v) for v in by_rule.values())
+        lines += [f"## {pack}: {total} acknowledgments, {len(by_rule)} rules", "", "| rule | count | reason (first) |", "|---|---|---|"]
+        for rule, reasons in sorted(by_rule.items()):
+            lines.append(f"| {rule} | {len(reasons)} | {reasons[0]} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    print(summarize(Path(sys.argv[1] if len(sys.argv) > 1 else "cdk.out")))
