@@ -61,6 +61,10 @@ report: install ## delivery report (lead time, rollback, cost) from cdk.out into
 	@test -f cdk.out/manifest.json || { echo "report: no cloud assembly at cdk.out: run \`make synth\` first" >&2; exit 2; }
 	$(BIN)/python -m report cdk.out
 
+.PHONY: alarms
+alarms: install ## every alarm per environment (threshold, period, datapoints, actions) from cdk.out
+	$(BIN)/python -m tools.alarm_table cdk.out
+
 .PHONY: compliance
 compliance: install ## cdk-nag acknowledgments in cdk.out, per pack and rule, with their reasons
 	$(BIN)/python -m tools.compliance_summary cdk.out
