@@ -61,6 +61,10 @@ report: install ## delivery report (lead time, rollback, cost) from cdk.out into
 	@test -f cdk.out/manifest.json || { echo "report: no cloud assembly at cdk.out: run \`make synth\` first" >&2; exit 2; }
 	$(BIN)/python -m report cdk.out
 
+.PHONY: bench
+bench: install ## benchmarks (synth, tests, service under wrk, container) into bench/results/; never asserted
+	$(BIN)/python -m bench
+
 .PHONY: alarms
 alarms: install ## every alarm per environment (threshold, period, datapoints, actions) from cdk.out
 	$(BIN)/python -m tools.alarm_table cdk.out
