@@ -14,13 +14,17 @@ Exit codes: 0 passed, 1 findings over threshold or image not scannable, 2 bad ar
 from __future__ import annotations
 
 import argparse
-import os
 import re
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
+
+# Run as a file in CodeBuild (and loaded by path in tests): the shared sibling module sits next to it.
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from aws_session import assumed_client, env  # noqa: E402
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -343,13 +347,8 @@ def gate(
         sleep(interval)
 
 
-def _env(name: str, default: str | None = None) -> str | None:
-    value = os.environ.get(name, "").strip()
-    return value or default
-
-
 def _env_flag(name: str) -> bool:
-    return (_env(name) or "").lower() in ("1", "true", "yes", "on")
+    return (env(name) or "").lower() in ("1", "true", "yes", "on")
 
 
 def _non_negative_int(value: str) -> int:
@@ -369,29 +368,29 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "and --max-high HIGH findings.",
     )
     parser.add_argument(
-        "--repository", default=_env("IMAGE_REPOSITORY"), help="ECR repository name [env IMAGE_REPOSITORY]"
+        "--repository", default=env("IMAGE_REPOSITORY"), help="ECR repository name [env IMAGE_REPOSITORY]"
     )
     parser.add_argument(
-        "--tag", default=_env("IMAGE_TAG"), help="image tag (the asset hash) or digest sha256:... [env IMAGE_TAG]"
+        "--tag", default=env("IMAGE_TAG"), help="image tag (the asset hash) or digest sha256:... [env IMAGE_TAG]"
     )
     parser.add_argument(
-        "--region", default=_env("AWS_REGION", _env("AWS_DEFAULT_REGION")), help="[env AWS_REGION]"
+        "--region", default=env("AWS_REGION", env("AWS_DEFAULT_REGION")), help="[env AWS_REGION]"
     )
     parser.add_argument(
         "--role-arn",
-        default=_env("SCANNER_ROLE_ARN"),
+        default=env("SCANNER_ROLE_ARN"),
         help="role to assume first, e.g. a read-only role in the environment account [env SCANNER_ROLE_ARN]",
     )
     parser.add_argument(
         "--max-critical",
         type=_non_negative_int,
-        default=_env("IMAGE_SCAN_MAX_CRITICAL", "0"),
+        default=env("IMAGE_SCAN_MAX_CRITICAL", "0"),
         help="most CRITICAL findings allowed (default 0) [env IMAGE_SCAN_MAX_CRITICAL]",
     )
     parser.add_argument(
         "--max-high",
         type=_non_negative_int,
-        default=_env("IMAGE_SCAN_MAX_HIGH", "5"),
+        default=env("IMAGE_SCAN_MAX_HIGH", "5"),
         help="most HIGH findings allowed (default 5) [env IMAGE_SCAN_MAX_HIGH]",
     )
     parser.add_argument(
@@ -404,13 +403,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--timeout",
         type=float,
-        default=_env("IMAGE_SCAN_TIMEOUT_SECONDS", "600"),
+        default=env("IMAGE_SCAN_TIMEOUT_SECONDS", "600"),
         help="seconds to wait for the scan (default 600) [env IMAGE_SCAN_TIMEOUT_SECONDS]",
     )
     parser.add_argument(
         "--interval",
         type=float,
-        default=_env("IMAGE_SCAN_POLL_SECONDS", "10"),
+        default=env("IMAGE_SCAN_POLL_SECONDS", "10"),
         help="seconds between polls (default 10) [env IMAGE_SCAN_POLL_SECONDS]",
     )
     args = parser.parse_args(argv)
@@ -430,22 +429,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 
 def ecr_client(region: str | None, role_arn: str | None) -> Any:
-    import boto3
-    from botocore.config import Config
-
-    config = Config(retries={"mode": "standard", "max_attempts": 8})
-    session = boto3.Session(region_name=region)
-    if role_arn:
-        credentials = session.client("sts", config=config).assume_role(
-            RoleArn=role_arn, RoleSessionName="image-scan-gate", DurationSeconds=3600
-        )["Credentials"]
-        session = boto3.Session(
-            aws_access_key_id=credentials["AccessKeyId"],
-            aws_secret_access_key=credentials["SecretAccessKey"],
-            aws_session_token=credentials["SessionToken"],
-            region_name=region,
-        )
-    return session.client("ecr", config=config)
+    return assumed_client("ecr", region=region, role_arn=role_arn, session_name="image-scan-gate")
 
 
 def main(argv: Sequence[str] | None = None, *, ecr: Any = None, sleep: Callable[[float], None] = time.sleep,

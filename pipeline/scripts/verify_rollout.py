@@ -9,13 +9,17 @@ Exit codes: 0 verified, 1 deployment failed or rolled back, 2 bad arguments, 3 t
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Any
+
+# Run as a file in CodeBuild (and loaded by path in tests): the shared sibling module sits next to it.
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from aws_session import assumed_client, env  # noqa: E402
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -280,42 +284,37 @@ def verify(
         sleep(interval)
 
 
-def _env(name: str, default: str | None = None) -> str | None:
-    value = os.environ.get(name, "").strip()
-    return value or default
-
-
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="verify_rollout.py",
         description="Pass only when the ECS service's PRIMARY deployment runs the expected task definition "
         "and its rollout COMPLETED (and, for native blue/green/canary/linear, its service deployment is SUCCESSFUL).",
     )
-    parser.add_argument("--cluster", default=_env("CLUSTER_NAME"), help="cluster name or ARN [env CLUSTER_NAME]")
-    parser.add_argument("--service", default=_env("SERVICE_NAME"), help="service name or ARN [env SERVICE_NAME]")
+    parser.add_argument("--cluster", default=env("CLUSTER_NAME"), help="cluster name or ARN [env CLUSTER_NAME]")
+    parser.add_argument("--service", default=env("SERVICE_NAME"), help="service name or ARN [env SERVICE_NAME]")
     parser.add_argument(
         "--task-definition",
-        default=_env("TASK_DEFINITION_ARN"),
+        default=env("TASK_DEFINITION_ARN"),
         help="task definition ARN the deploy shipped [env TASK_DEFINITION_ARN]",
     )
     parser.add_argument(
-        "--region", default=_env("AWS_REGION", _env("AWS_DEFAULT_REGION")), help="[env AWS_REGION]"
+        "--region", default=env("AWS_REGION", env("AWS_DEFAULT_REGION")), help="[env AWS_REGION]"
     )
     parser.add_argument(
         "--role-arn",
-        default=_env("VERIFIER_ROLE_ARN"),
+        default=env("VERIFIER_ROLE_ARN"),
         help="role to assume first, e.g. a read-only role in the service's account [env VERIFIER_ROLE_ARN]",
     )
     parser.add_argument(
         "--timeout",
         type=float,
-        default=_env("VERIFY_TIMEOUT_SECONDS", "900"),
+        default=env("VERIFY_TIMEOUT_SECONDS", "900"),
         help="seconds to wait for an in-progress rollout (default 900) [env VERIFY_TIMEOUT_SECONDS]",
     )
     parser.add_argument(
         "--interval",
         type=float,
-        default=_env("VERIFY_POLL_SECONDS", "15"),
+        default=env("VERIFY_POLL_SECONDS", "15"),
         help="seconds between polls (default 15) [env VERIFY_POLL_SECONDS]",
     )
     args = parser.parse_args(argv)
@@ -329,22 +328,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def ecs_client(region: str | None, role_arn: str | None) -> Any:
-    import boto3
-    from botocore.config import Config
-
-    config = Config(retries={"mode": "standard", "max_attempts": 8})
-    session = boto3.Session(region_name=region)
-    if role_arn:
-        credentials = session.client("sts", config=config).assume_role(
-            RoleArn=role_arn, RoleSessionName="verify-rollout", DurationSeconds=3600
-        )["Credentials"]
-        session = boto3.Session(
-            aws_access_key_id=credentials["AccessKeyId"],
-            aws_secret_access_key=credentials["SecretAccessKey"],
-            aws_session_token=credentials["SessionToken"],
-            region_name=region,
-        )
-    return session.client("ecs", config=config)
+    return assumed_client("ecs", region=region, role_arn=role_arn, session_name="verify-rollout")
 
 
 def main(argv: list[str] | None = None, *, ecs: Any = None, sleep: Callable[[float], None] = time.sleep,
