@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import argparse
 import os
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 
@@ -29,3 +33,67 @@ def assumed_client(service: str, *, region: str | None, role_arn: str | None, se
             region_name=region,
         )
     return session.client(service, config=config)
+
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_TIMEOUT = 3
+EXIT_AWS_ERROR = 4
+
+
+@dataclass(frozen=True)
+class Outcome:
+    exit_code: int
+    message: str
+
+
+def add_polling_arguments(
+    parser: argparse.ArgumentParser,
+    *,
+    role_env: str,
+    role_help: str,
+    what: str,
+    timeout_env: str,
+    timeout_default: int,
+    interval_env: str,
+    interval_default: int,
+) -> None:
+    """The options every pipeline check has: where to look (region, role) and how long to wait."""
+    parser.add_argument("--region", default=env("AWS_REGION", env("AWS_DEFAULT_REGION")), help="[env AWS_REGION]")
+    parser.add_argument("--role-arn", default=env(role_env), help=f"role to assume first, {role_help} [env {role_env}]")
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=env(timeout_env, str(timeout_default)),
+        help=f"seconds to wait for {what} (default {timeout_default}) [env {timeout_env}]",
+    )
+    parser.add_argument(
+        "--interval",
+        type=float,
+        default=env(interval_env, str(interval_default)),
+        help=f"seconds between polls (default {interval_default}) [env {interval_env}]",
+    )
+
+
+def check_polling_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    if args.timeout <= 0 or args.interval <= 0:
+        parser.error("--timeout and --interval must be positive")
+
+
+def run_check(name: str, check: Callable[[], Outcome]) -> int:
+    """Runs a check, turns AWS failures into exit code 4, and prints one closing line (stderr unless it passed)."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        outcome = check()
+    except ClientError as err:
+        error = err.response.get("Error", {})
+        outcome = Outcome(
+            EXIT_AWS_ERROR, f"ERROR: {err.operation_name} failed: {error.get('Code', '?')}: {error.get('Message', '')}"
+        )
+    except BotoCoreError as err:
+        outcome = Outcome(EXIT_AWS_ERROR, f"ERROR: AWS call failed: {err}")
+    stream = sys.stdout if outcome.exit_code == EXIT_OK else sys.stderr
+    print(f"{name}: {outcome.message}", file=stream, flush=True)
+    return outcome.exit_code

@@ -24,13 +24,20 @@ from typing import Any
 
 # Run as a file in CodeBuild (and loaded by path in tests): the shared sibling module sits next to it.
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from aws_session import assumed_client, env  # noqa: E402
-
-EXIT_OK = 0
-EXIT_FAILED = 1
-EXIT_USAGE = 2
-EXIT_TIMEOUT = 3
-EXIT_AWS_ERROR = 4
+# Exit codes are part of each script's interface (documented in its --help), hence re-exported.
+from aws_session import (  # noqa: E402, F401
+    EXIT_AWS_ERROR,
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_TIMEOUT,
+    EXIT_USAGE,
+    Outcome,
+    add_polling_arguments,
+    assumed_client,
+    check_polling_arguments,
+    env,
+    run_check,
+)
 
 PASSED = "passed"
 FAILED = "failed"
@@ -310,12 +317,6 @@ def _error_message(err: Any) -> str:
     return err.response.get("Error", {}).get("Message", "")
 
 
-@dataclass(frozen=True)
-class Outcome:
-    exit_code: int
-    message: str
-
-
 def gate(
     observe: Callable[[], Observation],
     *,
@@ -374,14 +375,6 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--tag", default=env("IMAGE_TAG"), help="image tag (the asset hash) or digest sha256:... [env IMAGE_TAG]"
     )
     parser.add_argument(
-        "--region", default=env("AWS_REGION", env("AWS_DEFAULT_REGION")), help="[env AWS_REGION]"
-    )
-    parser.add_argument(
-        "--role-arn",
-        default=env("SCANNER_ROLE_ARN"),
-        help="role to assume first, e.g. a read-only role in the environment account [env SCANNER_ROLE_ARN]",
-    )
-    parser.add_argument(
         "--max-critical",
         type=_non_negative_int,
         default=env("IMAGE_SCAN_MAX_CRITICAL", "0"),
@@ -400,17 +393,15 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="pass with a warning when the image cannot be scanned (FAILED, UNSUPPORTED_IMAGE, ...) "
         "[env IMAGE_SCAN_ALLOW_UNSCANNABLE=true]",
     )
-    parser.add_argument(
-        "--timeout",
-        type=float,
-        default=env("IMAGE_SCAN_TIMEOUT_SECONDS", "600"),
-        help="seconds to wait for the scan (default 600) [env IMAGE_SCAN_TIMEOUT_SECONDS]",
-    )
-    parser.add_argument(
-        "--interval",
-        type=float,
-        default=env("IMAGE_SCAN_POLL_SECONDS", "10"),
-        help="seconds between polls (default 10) [env IMAGE_SCAN_POLL_SECONDS]",
+    add_polling_arguments(
+        parser,
+        role_env="SCANNER_ROLE_ARN",
+        role_help="e.g. a read-only role in the environment account",
+        what="the scan",
+        timeout_env="IMAGE_SCAN_TIMEOUT_SECONDS",
+        timeout_default=600,
+        interval_env="IMAGE_SCAN_POLL_SECONDS",
+        interval_default=10,
     )
     args = parser.parse_args(argv)
     missing = [flag for flag, value in (("--repository", args.repository), ("--tag", args.tag)) if not value]
@@ -423,8 +414,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
             parser.error(f"--tag {args.tag!r} is not an image digest")
     elif len(args.tag) > 300 or ":" in args.tag or "@" in args.tag:
         parser.error(f"--tag {args.tag!r} is not an image tag (give the tag only, not repository:tag)")
-    if args.timeout <= 0 or args.interval <= 0:
-        parser.error("--timeout and --interval must be positive")
+    check_polling_arguments(parser, args)
     return args
 
 
@@ -435,8 +425,6 @@ def ecr_client(region: str | None, role_arn: str | None) -> Any:
 def main(argv: Sequence[str] | None = None, *, ecr: Any = None, sleep: Callable[[float], None] = time.sleep,
          clock: Callable[[], float] = time.monotonic) -> int:
     args = parse_args(argv)
-    from botocore.exceptions import BotoCoreError, ClientError
-
     thresholds = Thresholds(max_critical=args.max_critical, max_high=args.max_high)
     image = f"{args.repository}{'@' if args.tag.startswith('sha256:') else ':'}{args.tag}"
     print(
@@ -446,11 +434,11 @@ def main(argv: Sequence[str] | None = None, *, ecr: Any = None, sleep: Callable[
         + (f" role={args.role_arn}" if args.role_arn else ""),
         flush=True,
     )
-    try:
-        if ecr is None:
-            ecr = ecr_client(args.region, args.role_arn)
-        observer = Observer(ecr, repository=args.repository, tag=args.tag)
-        outcome = gate(
+
+    def check() -> Outcome:
+        client = ecr if ecr is not None else ecr_client(args.region, args.role_arn)
+        observer = Observer(client, repository=args.repository, tag=args.tag)
+        return gate(
             observer.observe,
             image=image,
             thresholds=thresholds,
@@ -461,17 +449,8 @@ def main(argv: Sequence[str] | None = None, *, ecr: Any = None, sleep: Callable[
             sleep=sleep,
             log=lambda line: print(line, flush=True),
         )
-    except ClientError as err:
-        error = err.response.get("Error", {})
-        outcome = Outcome(
-            EXIT_AWS_ERROR,
-            f"ERROR: {err.operation_name} failed: {error.get('Code', '?')}: {error.get('Message', '')}",
-        )
-    except BotoCoreError as err:
-        outcome = Outcome(EXIT_AWS_ERROR, f"ERROR: AWS call failed: {err}")
-    stream = sys.stdout if outcome.exit_code == EXIT_OK else sys.stderr
-    print(f"image-scan-gate: {outcome.message}", file=stream, flush=True)
-    return outcome.exit_code
+
+    return run_check("image-scan-gate", check)
 
 
 if __name__ == "__main__":

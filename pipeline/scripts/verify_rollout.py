@@ -19,13 +19,20 @@ from typing import Any
 
 # Run as a file in CodeBuild (and loaded by path in tests): the shared sibling module sits next to it.
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from aws_session import assumed_client, env  # noqa: E402
-
-EXIT_OK = 0
-EXIT_FAILED = 1
-EXIT_USAGE = 2
-EXIT_TIMEOUT = 3
-EXIT_AWS_ERROR = 4
+# Exit codes are part of each script's interface (documented in its --help), hence re-exported.
+from aws_session import (  # noqa: E402, F401
+    EXIT_AWS_ERROR,
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_TIMEOUT,
+    EXIT_USAGE,
+    Outcome,
+    add_polling_arguments,
+    assumed_client,
+    check_polling_arguments,
+    env,
+    run_check,
+)
 
 PASSED = "passed"
 FAILED = "failed"
@@ -249,12 +256,6 @@ class Observer:
         )
 
 
-@dataclass(frozen=True)
-class Outcome:
-    exit_code: int
-    message: str
-
-
 def verify(
     observe: Callable[[], Observation],
     *,
@@ -297,33 +298,22 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=env("TASK_DEFINITION_ARN"),
         help="task definition ARN the deploy shipped [env TASK_DEFINITION_ARN]",
     )
-    parser.add_argument(
-        "--region", default=env("AWS_REGION", env("AWS_DEFAULT_REGION")), help="[env AWS_REGION]"
-    )
-    parser.add_argument(
-        "--role-arn",
-        default=env("VERIFIER_ROLE_ARN"),
-        help="role to assume first, e.g. a read-only role in the service's account [env VERIFIER_ROLE_ARN]",
-    )
-    parser.add_argument(
-        "--timeout",
-        type=float,
-        default=env("VERIFY_TIMEOUT_SECONDS", "900"),
-        help="seconds to wait for an in-progress rollout (default 900) [env VERIFY_TIMEOUT_SECONDS]",
-    )
-    parser.add_argument(
-        "--interval",
-        type=float,
-        default=env("VERIFY_POLL_SECONDS", "15"),
-        help="seconds between polls (default 15) [env VERIFY_POLL_SECONDS]",
+    add_polling_arguments(
+        parser,
+        role_env="VERIFIER_ROLE_ARN",
+        role_help="e.g. a read-only role in the service's account",
+        what="an in-progress rollout",
+        timeout_env="VERIFY_TIMEOUT_SECONDS",
+        timeout_default=900,
+        interval_env="VERIFY_POLL_SECONDS",
+        interval_default=15,
     )
     args = parser.parse_args(argv)
     missing = [flag for flag, value in (("--cluster", args.cluster), ("--service", args.service),
                                         ("--task-definition", args.task_definition)) if not value]
     if missing:
         parser.error(f"missing {', '.join(missing)} (or the matching environment variable)")
-    if args.timeout <= 0 or args.interval <= 0:
-        parser.error("--timeout and --interval must be positive")
+    check_polling_arguments(parser, args)
     return args
 
 
@@ -334,19 +324,17 @@ def ecs_client(region: str | None, role_arn: str | None) -> Any:
 def main(argv: list[str] | None = None, *, ecs: Any = None, sleep: Callable[[float], None] = time.sleep,
          clock: Callable[[], float] = time.monotonic) -> int:
     args = parse_args(argv)
-    from botocore.exceptions import BotoCoreError, ClientError
-
     print(
         f"verify-rollout: cluster={args.cluster} service={args.service} "
         f"expected={short_td(args.task_definition)} timeout={args.timeout:.0f}s"
         + (f" role={args.role_arn}" if args.role_arn else ""),
         flush=True,
     )
-    try:
-        if ecs is None:
-            ecs = ecs_client(args.region, args.role_arn)
-        observer = Observer(ecs, cluster=args.cluster, service=args.service, expected=args.task_definition)
-        outcome = verify(
+
+    def check() -> Outcome:
+        client = ecs if ecs is not None else ecs_client(args.region, args.role_arn)
+        observer = Observer(client, cluster=args.cluster, service=args.service, expected=args.task_definition)
+        return verify(
             observer.observe,
             expected=args.task_definition,
             timeout=args.timeout,
@@ -355,17 +343,8 @@ def main(argv: list[str] | None = None, *, ecs: Any = None, sleep: Callable[[flo
             sleep=sleep,
             log=lambda line: print(line, flush=True),
         )
-    except ClientError as err:
-        error = err.response.get("Error", {})
-        outcome = Outcome(
-            EXIT_AWS_ERROR,
-            f"ERROR: {err.operation_name} failed: {error.get('Code', '?')}: {error.get('Message', '')}",
-        )
-    except BotoCoreError as err:
-        outcome = Outcome(EXIT_AWS_ERROR, f"ERROR: AWS call failed: {err}")
-    stream = sys.stdout if outcome.exit_code == EXIT_OK else sys.stderr
-    print(f"verify-rollout: {outcome.message}", file=stream, flush=True)
-    return outcome.exit_code
+
+    return run_check("verify-rollout", check)
 
 
 if __name__ == "__main__":
