@@ -13,9 +13,9 @@ import httpx
 from docker.errors import NotFound
 
 from bench.stats import summary
+from tools.local_image import BASE_IMAGE, build_local_image
 
 REPO = Path(__file__).resolve().parent.parent
-BASE_IMAGE = "local/python-base"
 IMAGE_TAG = "delivery-service:bench"
 LABEL = "delivery.bench"
 ENSURE_TIMEOUT_SECONDS = 1800
@@ -33,32 +33,8 @@ def _ensure_engine() -> None:
 
 
 def _build(client: docker.DockerClient) -> tuple[str, float, bool]:
-    started = time.monotonic()
-    # As tests/container/conftest.py builds: classic builder (the SDK's), local base, nothing pulled; host
-    # network so pip reaches the package index when the dependency layer is not cached.
-    stream = client.api.build(
-        path=str(REPO),
-        dockerfile="Dockerfile",
-        tag=IMAGE_TAG,
-        buildargs={"BASE_IMAGE": BASE_IMAGE},
-        pull=False,
-        rm=True,
-        forcerm=True,
-        decode=True,
-        network_mode="host",
-        timeout=BUILD_TIMEOUT_SECONDS,
-    )
-    log: list[str] = []
-    image_id = None
-    for chunk in stream:
-        if "error" in chunk:
-            raise RuntimeError(f"docker build failed: {chunk['error'].strip()}\n{''.join(log[-40:])}")
-        log.append(chunk.get("stream", ""))
-        if "aux" in chunk and "ID" in chunk["aux"]:
-            image_id = chunk["aux"]["ID"]
-    if not image_id:
-        raise RuntimeError("docker build reported no image id:\n" + "".join(log[-40:]))
-    return image_id, time.monotonic() - started, "Successfully installed" in "".join(log)
+    built = build_local_image(client, tag=IMAGE_TAG, timeout=BUILD_TIMEOUT_SECONDS)
+    return built.image_id, built.seconds, built.cold
 
 
 def _environment() -> dict[str, str]:

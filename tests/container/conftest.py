@@ -24,8 +24,9 @@ import pytest
 import requests
 from docker.errors import DockerException, NotFound
 
+from tools.local_image import BASE_IMAGE, ImageBuildError, build_local_image
+
 ROOT = Path(__file__).resolve().parents[2]
-BASE_IMAGE = "local/python-base"
 IMAGE_TAG = "delivery-service:container-test"
 ENSURE = "bash scripts/container-engine.sh ensure"
 BUILD_TIMEOUT_SECONDS = 900
@@ -109,36 +110,11 @@ def base_image(docker_client: docker.DockerClient) -> Any:
 
 def _build(client: docker.DockerClient) -> tuple[str, float, bool]:
     """Build the image like the pipeline does, but from the local base; returns (image id, seconds, cold)."""
-    started = time.monotonic()
-    # The SDK always uses the classic builder, and pull=False: nothing is ever fetched from a registry.
-    stream = client.api.build(
-        path=str(ROOT),
-        dockerfile="Dockerfile",
-        tag=IMAGE_TAG,
-        buildargs={"BASE_IMAGE": BASE_IMAGE},
-        pull=False,
-        rm=True,
-        forcerm=True,
-        decode=True,
-        timeout=BUILD_TIMEOUT_SECONDS,
-    )
-    log: list[str] = []
-    image_id = None
-    for chunk in stream:
-        if "error" in chunk:
-            tail = "".join(log[-40:])
-            pytest.fail(f"docker build failed: {chunk['error'].strip()}\n--- last build output ---\n{tail}")
-        if "stream" in chunk:
-            log.append(chunk["stream"])
-        if "aux" in chunk and "ID" in chunk["aux"]:
-            image_id = chunk["aux"]["ID"]
-        if time.monotonic() - started > BUILD_TIMEOUT_SECONDS:
-            pytest.fail(f"docker build took longer than {BUILD_TIMEOUT_SECONDS} s")
-    assert image_id, "docker build reported no image id:\n" + "".join(log[-40:])
-    output = "".join(log)
-    # The dependency layer came from the cache unless pip actually ran.
-    cold = "Successfully installed" in output
-    return image_id, time.monotonic() - started, cold
+    try:
+        built = build_local_image(client, tag=IMAGE_TAG, timeout=BUILD_TIMEOUT_SECONDS)
+    except ImageBuildError as error:
+        pytest.fail(str(error))
+    return built.image_id, built.seconds, built.cold
 
 
 @pytest.fixture(scope="session")
