@@ -8,6 +8,7 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 PLACEHOLDER_ACCOUNT = "000000000000"
+MAX_ENVIRONMENT_PREFIX = 64 - len("-deploy-verifier")
 
 def _account(value: str) -> str:
     if not re.fullmatch(r"\d{12}", value):
@@ -33,6 +34,18 @@ FARGATE_SIZES: dict[int, range] = {
     2048: range(4096, 16385, 1024),
     4096: range(8192, 30721, 1024),
 }
+
+
+# The newest PostgreSQL 18 minor of aws-cdk-lib's rds.PostgresEngineVersion (tests hold the two together).
+POSTGRES_VERSION = "18.3"
+
+
+def postgres_versions() -> tuple[str, ...]:
+    """PostgreSQL 18 versions aws-cdk-lib's rds.PostgresEngineVersion carries (those RDS offered at its release)."""
+    from aws_cdk import aws_rds as rds
+
+    names = [n for n in dir(rds.PostgresEngineVersion) if re.fullmatch(r"VER_18_\d+", n)]
+    return tuple(sorted((n.removeprefix("VER_").replace("_", ".") for n in names), key=lambda v: int(v.split(".")[1])))
 
 
 class _Frozen(BaseModel):
@@ -108,7 +121,11 @@ class ServiceConfig(_Frozen):
 
 class DatabaseConfig(_Frozen):
     instance_class: str = Field(pattern=r"^[a-z][a-z0-9]*\.[a-z0-9]+$", description="e.g. t4g.micro, r7g.large")
-    engine_version: str = Field(default="18.6", pattern=r"^18\.\d+$", description="PostgreSQL 18 minor version")
+    engine_version: str = Field(
+        default=POSTGRES_VERSION,
+        pattern=r"^18\.\d+$",
+        description="PostgreSQL 18 minor version that aws-cdk-lib knows; `make preflight` checks RDS offers it in the region",
+    )
     allocated_storage_gib: int = Field(default=20, ge=20, le=65536)
     max_allocated_storage_gib: int = Field(default=100, ge=20, le=65536, description="storage autoscaling ceiling")
     multi_az: bool = False
@@ -116,6 +133,14 @@ class DatabaseConfig(_Frozen):
     deletion_protection: bool = False
     rotation_days: int = Field(default=30, ge=1, le=365)
     database_name: str = Field(default="app", pattern=r"^[a-z][a-z0-9_]{0,62}$")
+
+    @field_validator("engine_version")
+    @classmethod
+    def _known_version(cls, value: str) -> str:
+        known = postgres_versions()
+        if value not in known:
+            raise ValueError(f"PostgreSQL {value} is not a version aws-cdk-lib knows RDS to offer; known: {', '.join(known)}")
+        return value
 
     @model_validator(mode="after")
     def _storage(self) -> DatabaseConfig:
@@ -282,6 +307,18 @@ class AppConfig(_Frozen):
         if duplicates:
             raise ValueError(f"environment names must be unique, repeated: {duplicates}")
         return value
+
+    @model_validator(mode="after")
+    def _name_lengths(self) -> AppConfig:
+        # IAM role names (at most 64 characters) are "<project>-<service_name>-<environment>-deploy-verifier".
+        longest = max(len(f"{self.project}-{self.service_name}-{e.name}") for e in self.environments)
+        if longest > MAX_ENVIRONMENT_PREFIX:
+            raise ValueError(
+                f"'<project>-<service_name>-<environment name>' is {longest} characters; at most "
+                f"{MAX_ENVIRONMENT_PREFIX} fit the IAM role names built from it: shorten project, service_name or "
+                "an environment name"
+            )
+        return self
 
     @property
     def uses_placeholder_accounts(self) -> bool:

@@ -34,7 +34,7 @@ class Database(Construct):
         db = config.database
         removal = RemovalPolicy.RETAIN if config.retain_data else RemovalPolicy.DESTROY
         engine = rds.DatabaseInstanceEngine.postgres(
-            version=rds.PostgresEngineVersion.of(db.engine_version, db.engine_version.split(".")[0])
+            version=getattr(rds.PostgresEngineVersion, "VER_" + db.engine_version.replace(".", "_"))
         )
         parameters = rds.ParameterGroup(
             self,
@@ -116,6 +116,7 @@ class Database(Construct):
             vpc_subnets=ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_ISOLATED),
             endpoint=secrets_manager_endpoint,
         )
+        self.rotation_application = self.rotation.node.default_child
         self.database_name = db.database_name
         acknowledge(
             self.security_group,

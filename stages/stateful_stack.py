@@ -9,7 +9,9 @@ from stages.environment_stack import EnvironmentStack
 from stages.app_secrets import AppSecrets
 from stages.database import Database
 from stages.environment_key import EnvironmentKey
+from stages.naming import role_name
 from stages.network import Network
+from stages.secret_policies import SecretPolicies, rotation_role_pattern
 
 
 class StatefulStack(EnvironmentStack):
@@ -31,3 +33,15 @@ class StatefulStack(EnvironmentStack):
             secrets_manager_endpoint=self.network.secrets_manager_endpoint,
         )
         self.secrets = AppSecrets(self, "Secrets", config=config, key=self.key, shared=app_config.shared_secrets)
+        assert self.database.secret is not None
+        SecretPolicies(
+            self,
+            "SecretPolicies",
+            database_secret=self.database.secret,
+            signing_key=self.secrets.signing_key,
+            task_role_name=role_name(app_config, config, "task"),
+            execution_role_name=role_name(app_config, config, "task-execution"),
+            rotation_role_name_pattern=rotation_role_pattern(
+                stack_name=self.stack_name, application=self.database.rotation_application
+            ),
+        )

@@ -16,9 +16,9 @@ from stages.dashboard import Dashboard
 from stages.deployment_events import DeploymentEvents
 from stages.deployment_hook import DeploymentHook
 from stages.nag import acknowledge_wildcards
+from stages.naming import role_name
 from stages.load_balancer import TEST_LISTENER_PORT, LoadBalancer
 from stages.remediation import Remediation
-from stages.secret_policies import SecretPolicies
 from stages.service_alarms import ServiceAlarms
 from stages.stateful_stack import StatefulStack
 from stages.web_service import WebService
@@ -68,16 +68,6 @@ class StatelessStack(EnvironmentStack):
             app_version=self.image_asset.asset_hash[:12],
         )
         alb = self.load_balancer.alb
-        assert stateful.database.secret is not None
-        SecretPolicies(
-            self,
-            "SecretPolicies",
-            database_secret_arn=stateful.database.secret.secret_arn,
-            signing_key_arn=stateful.secrets.signing_key.secret_arn,
-            task_role=self.web.task_definition.task_role,
-            execution_role=self.web.task_definition.obtain_execution_role(),
-            rotation_role_prefix=stateful.stack_name,
-        )
         self.alerting = Alerting(self, "Alerting", config=config, key=key)
         self.alarms = ServiceAlarms(
             self,
@@ -122,7 +112,7 @@ class StatelessStack(EnvironmentStack):
             self.web.add_lifecycle_hook(hook.function)
 
         # Assumed by the pipeline's verification step (another account): fixed name so the pipeline can grant it.
-        self.verifier_role_name = f"{app_config.project}-{app_config.service_name}-{config.name}-deploy-verifier"
+        self.verifier_role_name = role_name(app_config, config, "deploy-verifier")
         verifier = iam.Role(
             self,
             "DeployVerifier",
@@ -148,9 +138,21 @@ class StatelessStack(EnvironmentStack):
                 ],
             )
         )
+        # Enhanced scanning (Amazon Inspector) answers DescribeImageScanFindings only with these too; no resource
+        # types exist for them (IAM service authorization reference for Amazon Inspector).
+        verifier.add_to_policy(
+            iam.PolicyStatement(actions=["inspector2:ListFindings", "inspector2:ListCoverage"], resources=["*"])
+        )
         verifier.add_to_policy(
             iam.PolicyStatement(
                 actions=["ecs:DescribeServices", "ecs:ListServiceDeployments"], resources=[service.service_arn]
+            )
+        )
+        # When this deploy started: the stack's last update.
+        verifier.add_to_policy(
+            iam.PolicyStatement(
+                actions=["cloudformation:DescribeStacks"],
+                resources=[self.format_arn(service="cloudformation", resource="stack", resource_name=f"{self.stack_name}/*")],
             )
         )
         verifier.add_to_policy(
@@ -165,6 +167,15 @@ class StatelessStack(EnvironmentStack):
                     for kind in ("service-deployment", "service-revision")
                 ],
             )
+        )
+        acknowledge_wildcards(
+            verifier,
+            [
+                (r"^Resource::\*$",
+                 "inspector2:ListFindings and ListCoverage have no resource types; the role reads findings only"),
+                (r"^Resource::arn:<AWS::Partition>:cloudformation:[a-z0-9-]+:\d{12}:stack/[a-z0-9-]+-stateless/\*$",
+                 "This environment's stateless stack; the suffix is the stack id CloudFormation assigns"),
+            ],
         )
         acknowledge_wildcards(
             self,

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from aws_cdk import Duration, RemovalPolicy, Size, Stack
+from aws_cdk import CfnResource, Duration, RemovalPolicy, Size, Stack
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_ecs as ecs
 from aws_cdk import aws_elasticloadbalancingv2 as elbv2
@@ -16,7 +16,7 @@ from config import AppConfig, EnvironmentConfig
 from stages.app_secrets import AppSecrets
 from stages.database import Database
 from stages.load_balancer import LoadBalancer
-from stages.naming import DEPLOYMENT_ALARMS, alarm_name, metrics_namespace
+from stages.naming import DEPLOYMENT_ALARMS, alarm_name, metrics_namespace, role_name
 from stages.nag import acknowledge, acknowledge_wildcards
 
 CONTAINER_NAME = "web"
@@ -54,6 +54,8 @@ class WebService(Construct):
         self.task_definition = ecs.FargateTaskDefinition(
             self,
             "TaskDefinition",
+            task_role=self._task_role("TaskRole", app_config, config, "task"),
+            execution_role=self._task_role("ExecutionRole", app_config, config, "task-execution"),
             cpu=sizing.cpu,
             memory_limit_mib=sizing.memory_mib,
             runtime_platform=ecs.RuntimePlatform(
@@ -163,13 +165,15 @@ class WebService(Construct):
             load_balancer.security_group, ec2.Port.tcp(sizing.container_port), "Container port from the ALB"
         )
         self.target_groups = [self._target_group("Blue", config, vpc)]
+        if deployment.strategy != "ROLLING":
+            # ECS shifts traffic by rewriting the weights of a forward action that holds both groups.
+            self.target_groups.append(self._target_group("Green", config, vpc))
         production_rule = self._forward_rule("Production", load_balancer.listener)
         if deployment.strategy == "ROLLING":
             self.service.attach_to_application_target_group(self.target_groups[0])
             self.test_listener_rule = None
         else:
             assert load_balancer.test_listener is not None
-            self.target_groups.append(self._target_group("Green", config, vpc))
             self.test_listener_rule = self._forward_rule("Test", load_balancer.test_listener)
             target = self.service.load_balancer_target(
                 container_name=CONTAINER_NAME,
@@ -191,16 +195,7 @@ class WebService(Construct):
             scale_out_cooldown=Duration.seconds(60),
             scale_in_cooldown=Duration.seconds(300),
         )
-        # One request policy per target group: after a blue/green swap the idle group reads zero and only votes for
-        # scale-in, which target tracking performs only when every policy agrees.
-        for group in self.target_groups:
-            scaling.scale_on_request_count(
-                f"Requests{group.node.id}",
-                requests_per_target=sizing.requests_per_target,
-                target_group=group,
-                scale_out_cooldown=Duration.seconds(60),
-                scale_in_cooldown=Duration.seconds(300),
-            )
+        self._scale_on_requests(scaling, sizing.requests_per_target)
         acknowledge(
             self.task_definition,
             {
@@ -209,6 +204,65 @@ class WebService(Construct):
                     "injected from Secrets Manager or read at run time"
                 ),
             },
+        )
+
+    def _scale_on_requests(self, scaling: ecs.ScalableTaskCount, requests_per_target: int) -> None:
+        """One target-tracking policy on requests per target summed over the target groups (metric math).
+
+        With one policy per group, the group without tasks publishes no datapoints after a blue/green swap, and
+        target tracking scales in only when every policy agrees, so it never would. FILL makes the idle group 0.
+        """
+        scaling.scale_to_track_custom_metric(
+            "Requests",
+            metric=self.target_groups[0].metrics.request_count_per_target(period=Duration.minutes(1), statistic="Sum"),
+            target_value=requests_per_target,
+            scale_out_cooldown=Duration.seconds(60),
+            scale_in_cooldown=Duration.seconds(300),
+        )
+        queries: list[dict[str, object]] = []
+        for index, group in enumerate(self.target_groups):
+            metric = group.metrics.request_count_per_target(period=Duration.minutes(1), statistic="Sum")
+            stat = metric.to_metric_config().metric_stat
+            assert stat is not None
+            queries.append(
+                {
+                    "Id": f"requests{index}",
+                    "MetricStat": {
+                        "Metric": {
+                            "Namespace": stat.namespace,
+                            "MetricName": stat.metric_name,
+                            "Dimensions": [{"Name": d.name, "Value": d.value} for d in stat.dimensions or []],
+                        },
+                        "Stat": "Sum",
+                    },
+                    "ReturnData": False,
+                }
+            )
+        queries.append(
+            {
+                "Id": "requestsPerTarget",
+                "Expression": " + ".join(f"FILL({q['Id']}, 0)" for q in queries),
+                "Label": "Requests per target, all target groups",
+                "ReturnData": True,
+            }
+        )
+        (resource,) = [
+            n for n in scaling.node.find_all() if isinstance(n, CfnResource) and n.node.path.endswith("/Requests/Resource")
+        ]
+        spec = "TargetTrackingScalingPolicyConfiguration.CustomizedMetricSpecification"
+        for key in ("Dimensions", "MetricName", "Namespace", "Statistic", "Unit"):
+            resource.add_property_deletion_override(f"{spec}.{key}")
+        resource.add_property_override(f"{spec}.Metrics", queries)
+
+    def _task_role(self, id_: str, app_config: AppConfig, config: EnvironmentConfig, kind: str) -> iam.Role:
+        # Fixed names: the secrets' resource policies (stateful stack) and shared secrets' owners admit them by ARN.
+        # The trust stays as CDK's default: ECS documents no source-ARN condition for the task execution role.
+        return iam.Role(
+            self,
+            id_,
+            role_name=role_name(app_config, config, kind),
+            description=f"{config.name}: ECS {kind.replace('-', ' ')} role of the web service",
+            assumed_by=iam.ServicePrincipal("ecs-tasks.amazonaws.com"),
         )
 
     def acknowledge_generated(self) -> None:

@@ -16,29 +16,30 @@ CERTIFICATE = "arn:aws:acm:eu-west-1:111111111111:certificate/11111111-2222-3333
 
 @pytest.mark.parametrize("env", ["dev", "staging", "prod"])
 def test_secrets_deny_other_accounts_and_readers_outside_the_expected_roles(templates, config, env):
-    template = templates[f"{config.project}-{config.service_name}-pipeline/{env.capitalize()}/Stateless"]
+    template = templates[f"{config.project}-{config.service_name}-pipeline/{env.capitalize()}/Stateful"]
     policies = {k: v["Properties"] for k, v in resources_of(template, "AWS::SecretsManager::ResourcePolicy").items()}
     assert len(policies) == 2
+    prefix = f"{config.project}-{config.service_name}-{env}"
     for policy in policies.values():
         assert policy["BlockPublicPolicy"] is True
-        statements = {s["Sid"]: s for s in policy["ResourcePolicy"]["Statement"]}
+        statements = {s.get("Sid"): s for s in policy["ResourcePolicy"]["Statement"]}
         assert statements["DenyOtherAccounts"]["Effect"] == "Deny"
         assert statements["DenyOtherAccounts"]["Condition"] == {"StringNotEquals": {"aws:PrincipalAccount": config.environment(env).account}}
         readers = statements["DenyReadersOutsideTheExpectedRoles"]
         assert readers["Effect"] == "Deny" and readers["Action"] == "secretsmanager:GetSecretValue"
-    database = next(p for k, p in policies.items() if k.startswith("SecretPoliciesDatabaseSecret"))
-    allowed = json.dumps(database["ResourcePolicy"]["Statement"][1]["Condition"]["ArnNotLike"]["aws:PrincipalArn"])
-    assert "WebTaskDefinitionTaskRole" in allowed and "ExecutionRole" not in allowed
-    signing = next(p for k, p in policies.items() if k.startswith("SecretPoliciesSigningKey"))
-    allowed = json.dumps(signing["ResourcePolicy"]["Statement"][1]["Condition"]["ArnNotLike"]["aws:PrincipalArn"])
-    assert "WebTaskDefinitionExecutionRole" in allowed and "TaskRole9" not in allowed
+    database = next(p for k, p in policies.items() if k.startswith("DatabaseInstanceSecretAttachmentPolicy"))
+    allowed = json.dumps(database["ResourcePolicy"])
+    assert f"role/{prefix}-task\"" in allowed and "task-execution" not in allowed
+    signing = next(p for k, p in policies.items() if k.startswith("SecretsSigningKeyPolicy"))
+    allowed = json.dumps(signing["ResourcePolicy"])
+    assert f"role/{prefix}-task-execution\"" in allowed and "cfn-exec-role" not in allowed
 
 
 @pytest.mark.parametrize("env", ["dev", "staging", "prod"])
 def test_task_roles_read_exactly_their_secrets_and_keys(template_of, env):
     template = template_of(env, "Stateless")
     policies = template.find_resources("AWS::IAM::Policy")
-    task_policy = next(p for k, p in policies.items() if k.startswith("WebTaskDefinitionTaskRoleDefaultPolicy"))
+    task_policy = next(p for k, p in policies.items() if k.startswith("WebTaskRoleDefaultPolicy"))
     statements = task_policy["Properties"]["PolicyDocument"]["Statement"]
     for statement in statements:
         assert statement["Resource"] != "*", statement
