@@ -19,8 +19,9 @@ from stages.tagging import apply_standard_tags
 ROOT = Path(__file__).resolve().parent
 
 
-def cli_version() -> str:
-    return json.loads((ROOT / "package.json").read_text())["devDependencies"]["aws-cdk"]
+def cli_version(package: str = "aws-cdk") -> str:
+    """The version package.json pins (and package-lock.json locks) for a CDK CLI tool."""
+    return json.loads((ROOT / "package.json").read_text())["devDependencies"][package]
 
 
 def default_context() -> dict[str, Any]:
@@ -40,6 +41,7 @@ def build(app: cdk.App, config: AppConfig) -> PipelineStack:
         f"{config.project}-{config.service_name}-pipeline",
         app_config=config,
         cli_version=cli_version(),
+        cdk_assets_version=cli_version("cdk-assets"),
         env=cdk.Environment(account=config.pipeline.account, region=config.pipeline.region),
         description=f"{config.project}/{config.service_name}: self-mutating delivery pipeline",
     )

@@ -30,6 +30,8 @@ class ConfigError(Exception):
 def load_config(
     context: Mapping[str, Any], environ: Mapping[str, str], *, require_real_accounts: bool = False
 ) -> AppConfig:
+    if require_real_accounts:
+        _refuse_uncommitted(context, environ)
     raw = context.get(CONTEXT_KEY)
     if not isinstance(raw, Mapping):
         raise ConfigError(f"context key '{CONTEXT_KEY}' (cdk.json) must hold the configuration object")
@@ -58,6 +60,18 @@ def load_config(
             + " (cdk.json, -c delivery.<path>=<id>, or DELIVERY_PIPELINE_ACCOUNT / DELIVERY_ACCOUNT_<ENV>)"
         )
     return config
+
+
+def _refuse_uncommitted(context: Mapping[str, Any], environ: Mapping[str, str]) -> None:
+    """Deploying uses committed config only: the pipeline's own synth (self-mutation) sees neither environment
+    variables nor -c overrides, so a value given only there would be undone, or would retarget the pipeline."""
+    given = sorted(k for k in context if k.startswith(OVERRIDE_PREFIX))
+    given += sorted(v for v in environ if environ[v] and (v in ENV_OVERRIDES or v.startswith(ENV_ACCOUNT_PREFIX)))
+    if given:
+        raise ConfigError(
+            "deploying takes configuration from committed cdk.json only (the pipeline synthesizes from git and "
+            f"would not see these): move {', '.join(given)} into cdk.json → context.delivery and commit it"
+        )
 
 
 def _parse(value: Any) -> Any:

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -22,13 +24,35 @@ from stages.nag import acknowledge, acknowledge_wildcards
 from stages.service_stage import ServiceStage
 
 REPOSITORY_ROOT = Path(__file__).resolve().parent.parent
+# Supported LTS lines on CodeBuild's standard:7.0 image ("Available runtimes"); the Build step runs the same Python as
+# the lock file was resolved with.
+RUNTIME_VERSIONS = (("nodejs", "22"), ("python", "3.11"))
+
+
+def _rewrite_fragments(spec: Any, cli_version: str) -> Any:
+    """The buildspec JSON (a string, or a Fn::Join of strings and tokens) with aws-cdk pinned and runtimes chosen."""
+    if isinstance(spec, dict) and "Fn::Join" in spec:
+        separator, parts = spec["Fn::Join"]
+        return {"Fn::Join": [separator, [_rewrite_fragments(part, cli_version) for part in parts]]}
+    if not isinstance(spec, str):
+        return spec
+    runtimes = json.dumps({"runtime-versions": dict(RUNTIME_VERSIONS)})
+    pinned = spec.replace('"npm install -g aws-cdk"', f'"npm install -g aws-cdk@{cli_version}"')
+    return re.sub(r'"phases":(\s*)\{', lambda m: f'"phases":{m.group(1)}{{"install": {runtimes},', pinned, count=1)
 
 
 class PipelineStack(Stack):
     """The self-mutating pipeline: source → build → self-update → assets → each environment in config order."""
 
     def __init__(
-        self, scope: Construct, id_: str, *, app_config: AppConfig, cli_version: str, **kwargs: Any
+        self,
+        scope: Construct,
+        id_: str,
+        *,
+        app_config: AppConfig,
+        cli_version: str,
+        cdk_assets_version: str,
+        **kwargs: Any,
     ) -> None:
         super().__init__(scope, id_, **kwargs)
         source_config = app_config.source
@@ -84,6 +108,7 @@ class PipelineStack(Stack):
             execution_mode=codepipeline.ExecutionMode[app_config.pipeline.execution_mode],
             self_mutation=True,
             cli_version=cli_version,
+            cdk_assets_cli_version=cdk_assets_version,
             cross_account_keys=cross_account,
             enable_key_rotation=cross_account,
             # One publishing action per asset type and one deploy action per stack: fewer sequential CodeBuild starts.
@@ -95,6 +120,10 @@ class PipelineStack(Stack):
                     compute_type=codebuild.ComputeType.MEDIUM,
                 ),
                 logging=codebuild.LoggingOptions(cloud_watch=codebuild.CloudWatchLoggingOptions(log_group=build_logs)),
+                # Every project picks its runtimes: the image's default Node is end of life.
+                partial_build_spec=codebuild.BuildSpec.from_object(
+                    {"phases": {"install": {"runtime-versions": dict(RUNTIME_VERSIONS)}}}
+                ),
                 timeout=Duration.minutes(60),
             ),
         )
@@ -118,7 +147,12 @@ class PipelineStack(Stack):
                     )
                 )
             if env.name == last:
-                pre.append(pipelines.ConfirmPermissionsBroadening(f"Check-broadening-{env.name}", stage=stage))
+                # After the person approves: CDK's auto-approve function polls only five minutes for the Confirm
+                # action, which becomes pending right after the check, so a check beside the approval always expired.
+                check = pipelines.ConfirmPermissionsBroadening(f"Check-broadening-{env.name}", stage=stage)
+                if pre:
+                    check.add_step_dependency(pre[-1])
+                pre.append(check)
             self.pipeline.add_stage(
                 stage,
                 pre=pre,
@@ -127,6 +161,7 @@ class PipelineStack(Stack):
             self.stages.append(stage)
             previous = env.name
         self.pipeline.build_pipeline()
+        self._pin_security_check(cli_version)
         self._acknowledge_generated()
         self.notifications = sns.Topic(
             self, "Notifications", display_name="Pipeline: failures and approvals", master_key=self.key,
@@ -144,6 +179,14 @@ class PipelineStack(Stack):
                 codepipeline.PipelineNotificationEvents.PIPELINE_EXECUTION_SUCCEEDED,
             ],
         )
+
+    def _pin_security_check(self, cli_version: str) -> None:
+        """CDK's permissions-broadening check installs the latest aws-cdk on the image's default Node; pin both."""
+        for node in self.pipeline.node.find_all():
+            if not (isinstance(node, codebuild.CfnProject) and "CDKSecurityCheck" in node.node.path):
+                continue
+            spec = self.resolve(node.source)["buildSpec"]
+            node.add_property_override("Source.BuildSpec", _rewrite_fragments(spec, cli_version))
 
     def _acknowledge_generated(self) -> None:
         """Findings on what CDK Pipelines generates; our own resources carry their acknowledgments themselves."""

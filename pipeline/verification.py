@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import math
+
 from aws_cdk import aws_iam as iam
 from aws_cdk import pipelines
 
@@ -8,6 +10,17 @@ from stages.service_stage import ServiceStage
 
 # Same boto3 as the service image's lock; the step installs only this.
 BOTO3 = "boto3==1.44.8"
+
+
+# Beyond the ECS rollout itself: task start, health checks, the lifecycle hook and the API's eventual consistency.
+ROLLOUT_MARGIN_SECONDS = 900
+
+
+def rollout_timeout_seconds(env: EnvironmentConfig) -> int:
+    """How long Verify waits for the rollout: every traffic-shift step's bake, the final bake, and a margin."""
+    deployment = env.deployment
+    steps = {"CANARY": 1, "LINEAR": math.ceil(100 / deployment.linear_step_percent) - 1}.get(deployment.strategy, 0)
+    return ROLLOUT_MARGIN_SECONDS + 60 * (steps * deployment.step_bake_minutes + deployment.bake_minutes)
 
 
 def verification_step(*, env: EnvironmentConfig, stage: ServiceStage, scan_image: bool) -> pipelines.CodeBuildStep:
@@ -33,6 +46,8 @@ def verification_step(*, env: EnvironmentConfig, stage: ServiceStage, scan_image
         },
         env={
             "EXPECTED_ENVIRONMENT": env.name,
+            "STACK_NAME": stateless.stack_name,
+            "VERIFY_TIMEOUT_SECONDS": str(rollout_timeout_seconds(env)),
             "AWS_REGION": env.region,
             "VERIFIER_ROLE_ARN": role_arn,
             "IMAGE_REPOSITORY": stateless.image_repository_name,

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from config import PLACEHOLDER_ACCOUNT, ConfigError, load_config
+from pipeline.buildspec import read_buildspec
 
 pytestmark = pytest.mark.xdist_group("infra")
 ROOT = Path(__file__).resolve().parents[2]
@@ -69,17 +70,36 @@ def test_context_and_environment_overrides(context):
 
 
 def test_deploy_refuses_placeholder_accounts_naming_each_field(context):
+    committed = copy.deepcopy(context)
+    committed["delivery"]["environments"][2]["account"] = "111111111111"
     with pytest.raises(ConfigError) as error:
-        load_config(context, {"DELIVERY_ACCOUNT_PROD": "111111111111"}, require_real_accounts=True)
+        load_config(committed, {}, require_real_accounts=True)
     text = str(error.value)
     assert "pipeline.account" in text and "environments.dev.account" in text and "environments.staging.account" in text
     assert "environments.prod.account" not in text
+    committed["delivery"]["pipeline"]["account"] = "222222222222"
+    for env in committed["delivery"]["environments"]:
+        env["account"] = "111111111111"
+    assert not load_config(committed, {}, require_real_accounts=True).uses_placeholder_accounts
+
+
+def test_deploy_takes_accounts_from_committed_config_only(context):
+    # The pipeline's own synth runs from git with neither variables nor -c: such a value would retarget it.
     real = {f"DELIVERY_ACCOUNT_{n}": "111111111111" for n in ("DEV", "STAGING", "PROD")}
-    assert not load_config(context, {**real, "DELIVERY_PIPELINE_ACCOUNT": "222222222222"}, require_real_accounts=True).uses_placeholder_accounts
+    with pytest.raises(ConfigError) as error:
+        load_config(context, {**real, "DELIVERY_PIPELINE_ACCOUNT": "222222222222"}, require_real_accounts=True)
+    assert "committed cdk.json only" in str(error.value) and "DELIVERY_ACCOUNT_PROD" in str(error.value)
+    with pytest.raises(ConfigError, match="delivery.pipeline.account"):
+        load_config(with_override(context, "pipeline.account", "222222222222"), {}, require_real_accounts=True)
+
+
+def test_the_pipelines_build_refuses_placeholder_accounts():
+    assert read_buildspec(ROOT / "buildspec.yml").env.get("DELIVERY_REQUIRE_REAL_ACCOUNTS") == "1"
 
 
 def run_app(env: dict[str, str], context: dict[str, Any] | None = None) -> subprocess.CompletedProcess[str]:
-    full_env = {**os.environ, **env}
+    # The pipeline's build sets DELIVERY_* variables itself; each test states its own.
+    full_env = {**{k: v for k, v in os.environ.items() if not k.startswith("DELIVERY_")}, **env}
     if context is not None:
         full_env["CDK_CONTEXT_JSON"] = json.dumps(context)
     return subprocess.run(
@@ -101,3 +121,19 @@ def test_app_rejects_bad_cli_context_with_one_clear_line(tmp_path):
     assert "environments.prod.service.min_tasks: Input should be less than or equal to 100 (got 50)" not in result.stderr
     assert "min_tasks (50) is greater than max_tasks (12)" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_the_database_version_is_one_aws_cdk_lib_knows_rds_offers(context):
+    from aws_cdk import aws_rds as rds
+
+    # rds.PostgresEngineVersion lists the versions RDS offered when this aws-cdk-lib was released
+    newest = max((n for n in dir(rds.PostgresEngineVersion) if n.startswith("VER_18_")), key=lambda n: int(n.split("_")[2]))
+    config = load_config(context, {})
+    assert {e.database.engine_version for e in config.environments} == {newest.removeprefix("VER_").replace("_", ".")}
+    with pytest.raises(ConfigError, match=r"environments.dev.database.engine_version: PostgreSQL 18.6 is not a version aws-cdk-lib knows RDS to offer; known: 18.1, 18.2, 18.3"):
+        load_config(with_override(context, "environments.dev.database.engine_version", "18.6"), {})
+
+
+def test_names_too_long_for_iam_roles_are_refused(context):
+    with pytest.raises(ConfigError, match="at most 48 fit the IAM role names"):
+        load_config(with_override(with_override(context, "service_name", "long-service-name-for-roles"), "project", "delivery-platform"), {})

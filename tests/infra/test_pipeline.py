@@ -1,9 +1,11 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
+import yaml
 
 from pipeline.buildspec import read_buildspec
 from tests.infra.conftest import resources_of
@@ -133,3 +135,45 @@ def test_the_image_scan_gates_promotion_in_the_first_environment_only(pipeline_t
     assert "image_scan_gate.py" in commands[0] and "verify_rollout.py" in commands[1]
     first = config.environments[0]
     assert f"cdk-hnb659fds-container-assets-{first.account}-{first.region}" in json.dumps(pipeline_template)
+
+
+def test_the_broadening_check_runs_after_the_approval_so_its_auto_approval_finds_confirm(pipeline, config):
+    # CDK's auto-approve function polls GetPipelineState for five minutes for the Confirm action's token; Confirm is
+    # pending only once every action with a lower run order finished, so nothing may stand between Check and Confirm.
+    stage = actions(pipeline, config.environments[-1].name.capitalize())
+    order = {a["Name"]: a["RunOrder"] for a in stage}
+    check = next(n for n in order if n.startswith("Check-broadening") and n.endswith(".Check"))
+    confirm = next(n for n in order if n.startswith("Check-broadening") and n.endswith(".Confirm"))
+    approval = next(n for n in order if n.startswith("Promote-to-"))
+    assert order[approval] < order[check] and order[confirm] == order[check] + 1
+    assert [n for n, o in order.items() if o == order[check]] == [check]
+
+
+def _buildspecs(pipeline_template, assembly_dir):
+    for name, project in resources_of(pipeline_template, "AWS::CodeBuild::Project").items():
+        spec = project["Properties"]["Source"]["BuildSpec"]
+        if isinstance(spec, dict):  # Fn::Join around tokens such as a function name
+            spec = "".join(part if isinstance(part, str) else "TOKEN" for part in spec["Fn::Join"][1])
+        elif not spec.lstrip().startswith("{"):  # asset publishing reads a buildspec file from the assembly
+            spec = (assembly_dir / spec).read_text()
+        yield name, project["Properties"]["Environment"], yaml.safe_load(spec)
+
+
+def test_every_codebuild_action_picks_a_supported_node_and_pins_what_it_installs(pipeline_template, assembly_dir):
+    # CodeBuild uses the image's default runtime unless runtime-versions names one ("Available runtimes"); Node 22
+    # and 24 are the supported LTS lines.
+    exact = re.compile(r"@\d+\.\d+\.\d+$")
+    seen = 0
+    for name, environment, spec in _buildspecs(pipeline_template, assembly_dir):
+        assert environment["Image"].startswith("aws/codebuild/standard:"), name
+        runtimes = spec["phases"]["install"]["runtime-versions"]
+        assert str(runtimes["nodejs"]) in {"22", "24"}, name
+        commands = [c for phase in spec["phases"].values() for c in phase.get("commands", [])]
+        for command in commands:
+            if command.startswith("npm install -g"):
+                assert all(exact.search(p) for p in command.split()[3:]), f"{name}: {command}"
+            if command.startswith("pip install"):
+                packages = [p for p in command.split()[2:] if not p.startswith("-")]
+                assert packages and all("==" in p for p in packages), f"{name}: {command}"
+        seen += 1
+    assert seen >= 8
