@@ -44,9 +44,17 @@ test: install ## run every test (starts the Docker engine for container tests wh
 check: install ## what the pipeline's build runs: every test that needs no Docker engine
 	$(PYTEST) -n 2 tests --ignore=tests/container
 
+.PHONY: preflight
+preflight: $(VENV)/.installed ## read-only checks of your AWS accounts before deploying
+	$(BIN)/python -m tools.preflight
+
 .PHONY: deploy
-deploy: install ## deploy the pipeline stack once (refuses placeholder account ids)
+deploy: install preflight ## deploy the pipeline stack once (runs preflight first; refuses placeholder account ids)
 	DELIVERY_REQUIRE_REAL_ACCOUNTS=1 $(CDK) deploy --all --require-approval broadening
+
+.PHONY: bootstrap-policy
+bootstrap-policy: install ## the scoped cdk bootstrap execution policy and its commands: KIND=environment|pipeline [ACCOUNT=id]
+	$(BIN)/python -m tools.bootstrap_policy --account-kind $(KIND) $(if $(ACCOUNT),--account $(ACCOUNT)) --out bootstrap-$(KIND)-policy.json
 
 .PHONY: test-infra
 test-infra: install ## infrastructure tests only (templates, cdk-nag, cfn-lint)

@@ -57,7 +57,7 @@ def load_config(
         raise ConfigError(
             "refusing to deploy with placeholder account ids: set "
             + ", ".join(missing)
-            + " (cdk.json, -c delivery.<path>=<id>, or DELIVERY_PIPELINE_ACCOUNT / DELIVERY_ACCOUNT_<ENV>)"
+            + " in cdk.json → context.delivery and commit it (the pipeline synthesizes from git)"
         )
     return config
 

@@ -132,16 +132,19 @@ class StatelessStack(EnvironmentStack):
         self.image_tag = self.image_asset.image_tag
         verifier.add_to_policy(
             iam.PolicyStatement(
-                actions=["ecr:DescribeImageScanFindings", "ecr:StartImageScan"],
+                actions=["ecr:DescribeImages", "ecr:DescribeImageScanFindings", "ecr:StartImageScan"],
                 resources=[
                     self.format_arn(service="ecr", resource="repository", resource_name=self.image_repository_name)
                 ],
             )
         )
-        # Enhanced scanning (Amazon Inspector) answers DescribeImageScanFindings only with these too; no resource
-        # types exist for them (IAM service authorization reference for Amazon Inspector).
+        # Which scanning the registry uses, and enhanced scanning's findings (Amazon Inspector answers
+        # DescribeImageScanFindings only with these too); none of the three has a resource type.
         verifier.add_to_policy(
-            iam.PolicyStatement(actions=["inspector2:ListFindings", "inspector2:ListCoverage"], resources=["*"])
+            iam.PolicyStatement(
+                actions=["ecr:GetRegistryScanningConfiguration", "inspector2:ListFindings", "inspector2:ListCoverage"],
+                resources=["*"],
+            )
         )
         verifier.add_to_policy(
             iam.PolicyStatement(
@@ -172,7 +175,7 @@ class StatelessStack(EnvironmentStack):
             verifier,
             [
                 (r"^Resource::\*$",
-                 "inspector2:ListFindings and ListCoverage have no resource types; the role reads findings only"),
+                 "ecr:GetRegistryScanningConfiguration and inspector2:ListFindings/ListCoverage have no resource types; the role only reads"),
                 (r"^Resource::arn:<AWS::Partition>:cloudformation:[a-z0-9-]+:\d{12}:stack/[a-z0-9-]+-stateless/\*$",
                  "This environment's stateless stack; the suffix is the stack id CloudFormation assigns"),
             ],
