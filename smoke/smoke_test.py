@@ -23,6 +23,8 @@ from typing import Any
 DEFAULT_TIMEOUT = 5.0
 DEFAULT_READY_WAIT = 30.0
 MAX_BACKOFF = 2.0
+# what a load balancer answers while no healthy target is registered yet (or one closed the connection)
+NOT_READY_STATUSES = (502, 503, 504)
 # The list is newest first; a few pages cover notes that concurrent writers added meanwhile
 MAX_LIST_PAGES = 10
 LIST_PAGE_SIZE = 100
@@ -35,6 +37,8 @@ class CheckResult:
     ok: bool
     detail: str
     duration_ms: float = 0.0
+    # the failure may pass on a later try (not answering yet, out of time, old tasks still behind the listener)
+    retryable: bool = False
 
 
 @dataclass(frozen=True)
@@ -52,15 +56,31 @@ class Response:
 
 
 class CheckFailed(Exception):
-    pass
+    retryable = False
 
 
 class WrongTarget(CheckFailed):
     """The URL answers, but not as the expected environment: write nothing there."""
 
 
+class NotReady(CheckFailed):
+    """Still answering 502/503/504 when the readiness wait ran out."""
+
+    retryable = True
+
+
+class WrongVersion(CheckFailed):
+    """Another version answers: the new tasks are not (yet) the ones behind this URL."""
+
+    retryable = True
+
+
 class Unreachable(Exception):
     """No HTTP response at all: refused, reset, DNS failure or timeout."""
+
+
+class OutOfTime(Exception):
+    """The run's time budget is spent: the remaining checks are not started."""
 
 
 def safe_url(url: str) -> str:
@@ -79,23 +99,48 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
 
 
 class Client:
-    def __init__(self, base_url: str, *, timeout: float, host_header: str | None = None) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        timeout: float,
+        host_header: str | None = None,
+        deadline: float | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
         self.host_header = host_header
+        self.deadline = deadline
+        self.clock = clock
         self._opener = urllib.request.build_opener(_NoRedirect)
 
-    def request(self, method: str, path: str, body: Any = None, *, accept: str = "application/json") -> Response:
+    def request(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        *,
+        accept: str = "application/json",
+        headers: dict[str, str] | None = None,
+    ) -> Response:
+        timeout = self.timeout
+        if self.deadline is not None:
+            left = self.deadline - self.clock()
+            if left <= 0:
+                raise OutOfTime(f"{method} {path}: the time budget is spent")
+            # a request never outlives the budget, so the caller always gets to answer
+            timeout = min(timeout, left)
         data = None
-        headers = {"Accept": accept, "User-Agent": "delivery-smoke-test/1"}
+        sent = {"Accept": accept, "User-Agent": "delivery-smoke-test/1", **(headers or {})}
         if body is not None:
             data = body if isinstance(body, bytes) else json.dumps(body).encode("utf-8")
-            headers["Content-Type"] = "application/json"
+            sent["Content-Type"] = "application/json"
         if self.host_header:
-            headers["Host"] = self.host_header
-        req = urllib.request.Request(self.base_url + path, data=data, headers=headers, method=method)
+            sent["Host"] = self.host_header
+        req = urllib.request.Request(self.base_url + path, data=data, headers=sent, method=method)
         try:
-            with self._opener.open(req, timeout=self.timeout) as resp:
+            with self._opener.open(req, timeout=timeout) as resp:
                 return Response(resp.status, {k.lower(): v for k, v in resp.headers.items()}, resp.read())
         except urllib.error.HTTPError as err:
             with err:
@@ -178,25 +223,30 @@ class Smoke:
         self.ready_deadline = clock() + ready_wait
         self.clock = clock
         self.sleep = sleep
+        # one key per run: a retried POST is a replay (same note), never a second note
+        self.idempotency_key = str(uuid.uuid4())
 
-    def healthz(self) -> str:
-        resp, attempts = wait_for(
-            self.client, "/healthz", retry_statuses=(), deadline=self.ready_deadline, clock=self.clock, sleep=self.sleep
-        )
-        expect_status(resp, 200, "GET /healthz")
-        return f"200 after {attempts} attempt(s)" if attempts > 1 else "200"
-
-    def readyz(self) -> str:
+    def _ready(self, path: str) -> str:
+        # through a load balancer, "no healthy target yet" is a 502/503/504, not a refused connection
         resp, attempts = wait_for(
             self.client,
-            "/readyz",
-            retry_statuses=(502, 503, 504),
+            path,
+            retry_statuses=NOT_READY_STATUSES,
             deadline=self.ready_deadline,
             clock=self.clock,
             sleep=self.sleep,
         )
-        expect_status(resp, 200, f"GET /readyz (after {attempts} attempt(s) within {self.ready_wait:g}s)")
+        what = f"GET {path} (after {attempts} attempt(s) within {self.ready_wait:g}s)"
+        if resp.status in NOT_READY_STATUSES:
+            raise NotReady(f"{what}: still HTTP {resp.status}: {_excerpt(resp)}")
+        expect_status(resp, 200, what)
         return f"200 after {attempts} attempt(s)" if attempts > 1 else "200"
+
+    def healthz(self) -> str:
+        return self._ready("/healthz")
+
+    def readyz(self) -> str:
+        return self._ready("/readyz")
 
     def root(self) -> str:
         resp = self.client.request("GET", "/")
@@ -212,13 +262,13 @@ class Smoke:
             )
         version = data.get("version")
         if self.expect_version is not None and version != self.expect_version:
-            raise CheckFailed(f"GET /: version is {version!r}, expected {self.expect_version!r}")
+            raise WrongVersion(f"GET /: version is {version!r}, expected {self.expect_version!r}")
         return f"environment={environment} version={version}"
 
     def notes_round_trip(self) -> str:
         marker = f"smoke-{uuid.uuid4().hex[:12]}"
         payload = {"title": marker, "body": "created by the smoke test; deleted at its end"}
-        resp = self.client.request("POST", NOTES, payload)
+        resp = self._create(payload)
         expect_status(resp, 201, f"POST {NOTES}")
         created = expect_json_object(resp, f"POST {NOTES}")
         note_id = created.get("id")
@@ -244,6 +294,17 @@ class Smoke:
         finally:
             if not deleted:
                 self._cleanup(item)
+
+    def _create(self, payload: dict[str, Any]) -> Response:
+        headers = {"Idempotency-Key": self.idempotency_key}
+        try:
+            resp = self.client.request("POST", NOTES, payload, headers=headers)
+            if resp.status not in NOT_READY_STATUSES:
+                return resp
+        except Unreachable:
+            pass
+        # the first attempt may have created the note before its answer was lost: the same key replays it
+        return self.client.request("POST", NOTES, payload, headers=headers)
 
     def _listed(self, note_id: Any) -> bool:
         cursor = None
@@ -295,13 +356,19 @@ def run_smoke(
     timeout: float = DEFAULT_TIMEOUT,
     ready_wait: float = DEFAULT_READY_WAIT,
     host_header: str | None = None,
+    budget: float | None = None,
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
     report: Callable[[CheckResult], None] | None = None,
 ) -> list[CheckResult]:
-    """Runs every check in order; an unreachable or wrong target fails the remaining checks without running them."""
+    """Runs every check in order; an unreachable or wrong target fails the remaining checks without running them.
+
+    `budget` bounds the whole run in seconds: no request outlives it, and checks it leaves no time for are not run
+    (and marked retryable).
+    """
+    deadline = None if budget is None else clock() + budget
     smoke = Smoke(
-        Client(base_url, timeout=timeout, host_header=host_header),
+        Client(base_url, timeout=timeout, host_header=host_header, deadline=deadline, clock=clock),
         expect_environment=expect_environment,
         expect_version=expect_version,
         ready_wait=ready_wait,
@@ -317,10 +384,11 @@ def run_smoke(
     ]
     results: list[CheckResult] = []
     stop: str | None = None
+    stop_retryable = False
     for name, check in checks:
         started = clock()
         if stop:
-            result = CheckResult(name, False, f"not run: {stop}")
+            result = CheckResult(name, False, f"not run: {stop}", retryable=stop_retryable)
         else:
             try:
                 result = CheckResult(name, True, check())
@@ -328,13 +396,22 @@ def run_smoke(
                 stop = "wrong environment"
                 result = CheckResult(name, False, str(err))
             except CheckFailed as err:
-                result = CheckResult(name, False, str(err))
+                result = CheckResult(name, False, str(err), retryable=err.retryable)
+                if isinstance(err, NotReady):
+                    stop, stop_retryable = "the service is not ready", True
+                elif isinstance(err, WrongVersion):
+                    stop, stop_retryable = "another version answers", True
             except Unreachable as err:
-                stop = "the service did not answer"
-                result = CheckResult(name, False, str(err))
+                stop, stop_retryable = "the service did not answer", True
+                result = CheckResult(name, False, str(err), retryable=True)
+            except OutOfTime as err:
+                stop, stop_retryable = "out of time", True
+                result = CheckResult(name, False, f"not finished: {err}", retryable=True)
             except Exception as err:  # a broken response must fail the check, not crash the run
                 result = CheckResult(name, False, f"{type(err).__name__}: {err}")
-        result = CheckResult(result.name, result.ok, result.detail, round((clock() - started) * 1000, 1))
+        result = CheckResult(
+            result.name, result.ok, result.detail, round((clock() - started) * 1000, 1), result.retryable
+        )
         results.append(result)
         if report:
             report(result)

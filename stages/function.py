@@ -29,7 +29,6 @@ class VpcFunction(Construct):
         description: str,
         environment: dict[str, str],
         timeout: Duration,
-        reserved_concurrency: int,
     ) -> None:
         super().__init__(scope, id_)
         self.security_group = ec2.SecurityGroup(
@@ -62,7 +61,6 @@ class VpcFunction(Construct):
             environment_encryption=key,
             timeout=timeout,
             memory_size=256,
-            reserved_concurrent_executions=reserved_concurrency,
             vpc=vpc,
             vpc_subnets=ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS),
             security_groups=[self.security_group],

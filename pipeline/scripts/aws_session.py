@@ -15,24 +15,48 @@ def env(name: str, default: str | None = None) -> str | None:
     return value or default
 
 
-def assumed_client(service: str, *, region: str | None, role_arn: str | None, session_name: str) -> Any:
-    """A boto3 client, through `role_arn` when given (a role in the environment's account); retries built in."""
+def assumed_session(*, region: str | None, role_arn: str | None, session_name: str, sts: Any = None) -> Any:
+    """A boto3 session, through `role_arn` when given (a role in the environment's account).
+
+    The role's credentials renew themselves before they expire: a chained role lasts at most an hour, and a
+    prod rollout (canary, bake, hook) can be waited on for longer.
+    """
     import boto3
+    import botocore.session
+    from botocore.credentials import RefreshableCredentials
+
+    if not role_arn:
+        return boto3.Session(region_name=region)
+    sts = sts or boto3.Session(region_name=region).client("sts", config=client_config())
+
+    def fetch() -> dict[str, str]:
+        credentials = sts.assume_role(RoleArn=role_arn, RoleSessionName=session_name, DurationSeconds=3600)[
+            "Credentials"
+        ]
+        return {
+            "access_key": credentials["AccessKeyId"],
+            "secret_key": credentials["SecretAccessKey"],
+            "token": credentials["SessionToken"],
+            "expiry_time": credentials["Expiration"].isoformat(),
+        }
+
+    core = botocore.session.get_session()
+    core._credentials = RefreshableCredentials.create_from_metadata(
+        metadata=fetch(), refresh_using=fetch, method="sts-assume-role"
+    )
+    return boto3.Session(botocore_session=core, region_name=region)
+
+
+def client_config() -> Any:
     from botocore.config import Config
 
-    config = Config(retries={"mode": "standard", "max_attempts": 8})
-    session = boto3.Session(region_name=region)
-    if role_arn:
-        credentials = session.client("sts", config=config).assume_role(
-            RoleArn=role_arn, RoleSessionName=session_name, DurationSeconds=3600
-        )["Credentials"]
-        session = boto3.Session(
-            aws_access_key_id=credentials["AccessKeyId"],
-            aws_secret_access_key=credentials["SecretAccessKey"],
-            aws_session_token=credentials["SessionToken"],
-            region_name=region,
-        )
-    return session.client(service, config=config)
+    return Config(retries={"mode": "standard", "max_attempts": 8})
+
+
+def assumed_client(service: str, *, region: str | None, role_arn: str | None, session_name: str) -> Any:
+    """A boto3 client, through `role_arn` when given; retries built in."""
+    session = assumed_session(region=region, role_arn=role_arn, session_name=session_name)
+    return session.client(service, config=client_config())
 
 
 EXIT_OK = 0

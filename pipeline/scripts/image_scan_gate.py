@@ -3,9 +3,13 @@
 CDK publishes the image to the environment account's bootstrap ECR repository, tagged with the asset hash, before
 the environment is deployed; this step asks ECR for that image's scan results. Works with basic scanning (status
 COMPLETE) and enhanced scanning by Amazon Inspector (status ACTIVE, findings under `enhancedFindings`); the gate
-reads `findingSeverityCounts` and only walks the finding pages to name the worst findings. When basic scanning has
-no scan for the image (the repository does not scan on push) it starts one, once, and waits for it. Runs in a
-CodeBuild step with boto3.
+reads `findingSeverityCounts` and only walks the finding pages to name the worst findings.
+
+Too many findings fail at once. "Few enough" (zero included) passes only on evidence that the image was scanned
+after it was pushed: a basic scan completed after the push, or, with enhanced scanning, Inspector's coverage of
+the image showing a successful scan after the push (ECR reports ACTIVE before Inspector has any findings). When
+basic scanning has no scan for the image (or only one older than the push) it starts one, once, and waits for it.
+An archived image fails (ECS cannot pull it either). Runs in a CodeBuild step with boto3.
 
 Exit codes: 0 passed, 1 findings over threshold or image not scannable, 2 bad arguments, 3 timed out,
 4 AWS API error.
@@ -19,6 +23,7 @@ import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -33,8 +38,9 @@ from aws_session import (  # noqa: E402, F401
     EXIT_USAGE,
     Outcome,
     add_polling_arguments,
-    assumed_client,
+    assumed_session,
     check_polling_arguments,
+    client_config,
     env,
     run_check,
 )
@@ -43,10 +49,19 @@ PASSED = "passed"
 FAILED = "failed"
 WAITING = "waiting"
 
-READY_STATUSES = frozenset({"COMPLETE", "ACTIVE"})  # basic scan finished / Inspector has findings for the image
+READY_STATUSES = frozenset({"COMPLETE", "ACTIVE"})  # basic scan finished / Inspector watches the image
 PENDING_STATUSES = frozenset({"IN_PROGRESS", "PENDING"})
 # every other status (FAILED, UNSUPPORTED_IMAGE, SCAN_ELIGIBILITY_EXPIRED, FINDINGS_UNAVAILABLE, LIMIT_EXCEEDED,
 # IMAGE_ARCHIVED, IMAGE_SIZE_EXCEEDED, and any status added later) means no findings will come: "unscannable"
+UNSCANNABLE_HINTS = {
+    "SCAN_ELIGIBILITY_EXPIRED": "the image was pushed longer ago than the registry's enhanced-scanning duration, so "
+    "Inspector stopped scanning it; push it again (rebuild) or lengthen the duration",
+    "LIMIT_EXCEEDED": "ECR's scan limit for this image was reached; try again later or push a new image",
+    "FINDINGS_UNAVAILABLE": "ECR has no findings for this image; scan it again",
+    "IMAGE_ARCHIVED": "the image is archived",
+}
+# Inspector coverage of an image still on its way to a first (or renewed) result
+COVERAGE_PENDING = frozenset({"PENDING_INITIAL_SCAN", "SCAN_IN_PROGRESS", "PENDING_REVIVAL_SCAN"})
 
 # Inspector also reports UNTRIAGED; basic scanning reports UNDEFINED. Neither is gated, both are shown.
 SEVERITY_ORDER = ("CRITICAL", "HIGH", "MEDIUM", "LOW", "INFORMATIONAL", "UNTRIAGED", "UNDEFINED")
@@ -58,7 +73,7 @@ REPOSITORY_PATTERN = re.compile(r"[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*(/[a-z0-9]+((
 DIGEST_PATTERN = re.compile(r"[a-zA-Z0-9-_+.]+:[a-fA-F0-9]+")
 
 # StartImageScan refusals after which the scan may still appear (enhanced scanning scans by itself; a basic
-# scan already ran today): keep polling and let the timeout decide
+# scan already ran today, "once per 24 hours on an individual image"): keep polling and let the timeout decide
 START_REFUSED_KEEP_POLLING = frozenset({"ValidationException", "InvalidParameterException", "LimitExceededException"})
 
 
@@ -91,6 +106,9 @@ class Observation:
     scan_started: bool = False  # this run started a basic scan
     start_refused: str | None = None  # StartImageScan said no (e.g. enhanced scanning, daily limit)
     unsupported: str | None = None  # StartImageScan said the image type cannot be scanned
+    scan_type: str | None = None  # the registry's BASIC or ENHANCED (GetRegistryScanningConfiguration)
+    image: Mapping[str, Any] | None = None  # the DescribeImages entry: imagePushedAt, imageStatus
+    coverage: Sequence[Mapping[str, Any]] | None = None  # Inspector ListCoverage entries for the image
 
 
 def image_id(tag: str) -> dict[str, str]:
@@ -196,12 +214,40 @@ def _unscannable(reason: str, allow_unscannable: bool) -> Verdict:
     return Verdict(FAILED, f"image cannot be scanned: {reason} (pass --allow-unscannable to let it through)")
 
 
+def _when(value: Any) -> str:
+    return value.isoformat() if isinstance(value, datetime) else "an unknown time"
+
+
+def _seconds(value: Any) -> float:
+    return value.timestamp() if isinstance(value, datetime) else 0.0
+
+
+def _is_enhanced(observation: Observation, status: str) -> bool:
+    return observation.scan_type == "ENHANCED" or status == "ACTIVE"
+
+
+def _archived(image: Mapping[str, Any] | None) -> str | None:
+    state = (image or {}).get("imageStatus")
+    if state in ("ARCHIVED", "ACTIVATING"):
+        return state
+    return None
+
+
 def decide(
     image: str, observation: Observation, thresholds: Thresholds, *, allow_unscannable: bool = False
 ) -> Verdict:
     """Pure verdict over one poll's API responses."""
     if observation.missing:
         return Verdict(FAILED, observation.missing)
+    archived = _archived(observation.image)
+    if archived == "ARCHIVED":
+        return Verdict(
+            FAILED,
+            f"image {image} is ARCHIVED: it can be neither scanned nor pulled by ECS; restore it (ECR image "
+            "storage class) or push it again",
+        )
+    if archived == "ACTIVATING":
+        return Verdict(WAITING, f"image {image} is being restored from the archive (ACTIVATING)")
     if observation.unsupported:
         return _unscannable(observation.unsupported, allow_unscannable)
     if observation.findings is None:
@@ -213,14 +259,22 @@ def decide(
                 f"no scan of {image} yet; StartImageScan refused ({observation.start_refused}), "
                 "waiting for the registry's own (enhanced or on-push) scan",
             )
+        if observation.scan_type == "ENHANCED":
+            return Verdict(
+                WAITING,
+                f"no scan of {image} yet (enhanced scanning: does a registry scan filter cover this repository?)",
+            )
         return Verdict(WAITING, f"no scan of {image} yet")
 
     status, description = _status(observation.findings)
     described = f"{status}" + (f" ({description})" if description else "")
     if not status or status in PENDING_STATUSES:
         return Verdict(WAITING, f"scan of {image} is {described or 'not reported yet'}")
+    if status == "IMAGE_ARCHIVED":
+        return Verdict(FAILED, f"image {image} is archived (scan status {described}); restore it or push it again")
     if status not in READY_STATUSES:
-        return _unscannable(f"scan status {described}", allow_unscannable)
+        hint = UNSCANNABLE_HINTS.get(status)
+        return _unscannable(f"scan status {described}" + (f": {hint}" if hint else ""), allow_unscannable)
 
     counts = severity_counts(observation.findings)
     over = [
@@ -228,40 +282,113 @@ def decide(
         for severity, limit in thresholds.limits().items()
         if counts.get(severity, 0) > limit
     ]
-    kind = "enhanced" if status == "ACTIVE" else "basic"
+    enhanced = _is_enhanced(observation, status)
+    kind = "enhanced" if enhanced else "basic"
     totals = ", ".join(f"{s} {counts[s]}" for s in SEVERITY_ORDER if counts.get(s)) or "no findings"
-    if not over:
-        return Verdict(PASSED, f"{image} {kind} scan {status}: {totals}; within thresholds")
+    if over:
+        return Verdict(FAILED, _over_threshold(image, kind, status, over, counts, thresholds, observation))
+    fresh = (
+        _fresh_enhanced(image, observation, allow_unscannable) if enhanced else _fresh_basic(image, observation)
+    )
+    if fresh.state != PASSED:
+        return fresh
+    return Verdict(PASSED, f"{image} {kind} scan {status}: {totals}; within thresholds; {fresh.message}")
+
+
+def _over_threshold(
+    image: str, kind: str, status: str, over: list[str], counts: Mapping[str, int], thresholds: Thresholds,
+    observation: Observation,
+) -> str:
     lines = [f"{image} {kind} scan {status} has findings over threshold: {'; '.join(over)}"]
     lines += summary_lines(counts, thresholds)
-    worst = top_findings(observation.findings)
+    worst = top_findings(observation.findings or {})
     if worst:
         heading = f"  top {len(worst)} findings"
         if observation.pages_truncated:
             heading += f" (from the first {MAX_PAGES * PAGE_SIZE} listed)"
         lines.append(heading + ":")
         lines += [f"    - {text}" for text in worst]
-    return Verdict(FAILED, "\n".join(lines))
+    return "\n".join(lines)
+
+
+def _pushed_at(observation: Observation) -> datetime | None:
+    pushed = (observation.image or {}).get("imagePushedAt")
+    return pushed if isinstance(pushed, datetime) else None
+
+
+def _fresh_basic(image: str, observation: Observation) -> Verdict:
+    completed = ((observation.findings or {}).get("imageScanFindings") or {}).get("imageScanCompletedAt")
+    pushed = _pushed_at(observation)
+    if isinstance(completed, datetime) and pushed is not None and completed >= pushed:
+        return Verdict(PASSED, f"scanned {completed.isoformat()}, after the push {pushed.isoformat()}")
+    wait = f"the scan result of {image} (completed {_when(completed)}) is not from after the push ({_when(pushed)})"
+    if observation.start_refused:
+        wait += f"; StartImageScan refused ({observation.start_refused})"
+    elif observation.scan_started:
+        wait += "; started a new basic scan"
+    return Verdict(WAITING, wait)
+
+
+def _fresh_enhanced(image: str, observation: Observation, allow_unscannable: bool) -> Verdict:
+    pushed = _pushed_at(observation)
+    entries = list(observation.coverage or [])
+    if not entries:
+        return Verdict(WAITING, f"Amazon Inspector does not list {image} in its coverage yet")
+    entry = max(entries, key=lambda e: _seconds(e.get("lastScannedAt")))
+    scan_status = entry.get("scanStatus") or {}
+    code, reason = scan_status.get("statusCode"), scan_status.get("reason")
+    scanned = entry.get("lastScannedAt")
+    if code == "ACTIVE" and reason == "SUCCESSFUL":
+        if isinstance(scanned, datetime) and pushed is not None and scanned >= pushed:
+            return Verdict(PASSED, f"Inspector scanned it {scanned.isoformat()}, after the push {pushed.isoformat()}")
+        return Verdict(
+            WAITING,
+            f"Inspector's last scan of {image} ({_when(scanned)}) is not from after the push ({_when(pushed)})",
+        )
+    if code == "ACTIVE" or reason in COVERAGE_PENDING:
+        return Verdict(WAITING, f"Inspector coverage of {image} is {code}/{reason}")
+    hint = UNSCANNABLE_HINTS.get(reason or "")
+    return _unscannable(
+        f"Inspector does not scan {image}: coverage {code}/{reason}" + (f": {hint}" if hint else ""), allow_unscannable
+    )
 
 
 class Observer:
     """Collects one poll's responses; starts at most one basic scan per run."""
 
-    def __init__(self, ecr: Any, *, repository: str, tag: str, start_scan: bool = True) -> None:
+    def __init__(
+        self,
+        ecr: Any,
+        *,
+        repository: str,
+        tag: str,
+        inspector: Any = None,
+        thresholds: Thresholds | None = None,
+        start_scan: bool = True,
+    ) -> None:
         self._ecr = ecr
+        self._thresholds = thresholds or Thresholds()
+        self._inspector = inspector
         self._repository = repository
         self._image_id = image_id(tag)
         self._image = f"{repository}{'@' if tag.startswith('sha256:') else ':'}{tag}"
         self._may_start = start_scan
         self._scan_started = False
         self._start_refused: str | None = None
+        self._scan_type: str | None = None
+        self._image_detail: dict[str, Any] | None = None
 
     def observe(self) -> Observation:
         from botocore.exceptions import ClientError
 
-        request = {"repositoryName": self._repository, "imageId": self._image_id, "maxResults": PAGE_SIZE}
+        if self._scan_type is None:
+            configuration = self._ecr.get_registry_scanning_configuration()
+            self._scan_type = (configuration.get("scanningConfiguration") or {}).get("scanType") or "BASIC"
         try:
-            first = self._ecr.describe_image_scan_findings(**request)
+            if self._image_detail is None or _archived(self._image_detail):
+                described = self._ecr.describe_images(repositoryName=self._repository, imageIds=[self._image_id])
+                self._image_detail = (described.get("imageDetails") or [{}])[0]
+            first = self._ecr.describe_image_scan_findings(**self._findings_request())
         except ClientError as err:
             code = err.response.get("Error", {}).get("Code")
             if code in ("ImageNotFoundException", "RepositoryNotFoundException"):
@@ -269,10 +396,37 @@ class Observer:
             if code != "ScanNotFoundException":
                 raise
             return self._no_scan_yet()
+        if _archived(self._image_detail):
+            return self._seen(None)
 
         status, _ = _status(first)
-        if status not in READY_STATUSES or not first.get("nextToken"):
-            return Observation(findings=first, scan_started=self._scan_started)
+        if status not in READY_STATUSES:
+            return self._seen(first)
+        findings, truncated = self._all_pages(first)
+        coverage = None
+        counts = severity_counts(findings)
+        # too many findings fail on their own; fewer need evidence of a scan from after the push
+        over = any(counts.get(severity, 0) > limit for severity, limit in self._thresholds.limits().items())
+        if not over and (self._scan_type == "ENHANCED" or status == "ACTIVE"):
+            coverage = self._coverage(first)
+        elif not over and not self._fresh_basic(findings):
+            self._start()
+        return self._seen(findings, pages_truncated=truncated, coverage=coverage)
+
+    def _seen(self, findings: Mapping[str, Any] | None, **extra: Any) -> Observation:
+        return Observation(
+            findings=findings,
+            scan_started=self._scan_started,
+            start_refused=self._start_refused,
+            scan_type=self._scan_type,
+            image=self._image_detail,
+            **extra,
+        )
+
+    def _findings_request(self) -> dict[str, Any]:
+        return {"repositoryName": self._repository, "imageId": self._image_id, "maxResults": PAGE_SIZE}
+
+    def _all_pages(self, first: Mapping[str, Any]) -> tuple[dict[str, Any], bool]:
         merged = dict(first)
         scan = dict(first.get("imageScanFindings") or {})
         basic = list(scan.get("findings") or [])
@@ -280,7 +434,7 @@ class Observer:
         token = first.get("nextToken")
         pages = 1
         while token and pages < MAX_PAGES:
-            page = self._ecr.describe_image_scan_findings(**request, nextToken=token)
+            page = self._ecr.describe_image_scan_findings(**self._findings_request(), nextToken=token)
             page_scan = page.get("imageScanFindings") or {}
             basic += page_scan.get("findings") or []
             enhanced += page_scan.get("enhancedFindings") or []
@@ -292,25 +446,66 @@ class Observer:
             scan["enhancedFindings"] = enhanced
         merged["imageScanFindings"] = scan
         merged.pop("nextToken", None)
-        return Observation(findings=merged, pages_truncated=bool(token), scan_started=self._scan_started)
+        return merged, bool(token)
+
+    def _fresh_basic(self, findings: Mapping[str, Any]) -> bool:
+        completed = (findings.get("imageScanFindings") or {}).get("imageScanCompletedAt")
+        pushed = (self._image_detail or {}).get("imagePushedAt")
+        return isinstance(completed, datetime) and isinstance(pushed, datetime) and completed >= pushed
+
+    def _coverage(self, findings: Mapping[str, Any]) -> list[dict[str, Any]]:
+        if self._inspector is None:
+            return []
+        digest = (findings.get("imageId") or {}).get("imageDigest") or (self._image_detail or {}).get("imageDigest")
+        registry = findings.get("registryId") or (self._image_detail or {}).get("registryId")
+        if not (digest and registry):
+            return []
+        meta = self._ecr.meta
+        resource = f"arn:{meta.partition}:ecr:{meta.region_name}:{registry}:repository/{self._repository}/{digest}"
+        request: dict[str, Any] = {
+            "filterCriteria": {
+                "resourceType": [{"comparison": "EQUALS", "value": "AWS_ECR_CONTAINER_IMAGE"}],
+                "resourceId": [{"comparison": "EQUALS", "value": resource}],
+            }
+        }
+        covered: list[dict[str, Any]] = []
+        seen: set[str] = set()
+        while True:
+            page = self._inspector.list_coverage(**request)
+            covered += page.get("coveredResources") or []
+            token = page.get("nextToken")
+            if not token or token in seen:
+                return covered
+            seen.add(token)
+            request["nextToken"] = token
 
     def _no_scan_yet(self) -> Observation:
+        if self._scan_type == "BASIC":
+            refused = self._start()
+            if refused is not None:
+                return refused
+        return self._seen(None)
+
+    def _start(self) -> Observation | None:
         from botocore.exceptions import ClientError
 
-        if self._may_start and not self._scan_started and self._start_refused is None:
-            try:
-                self._ecr.start_image_scan(repositoryName=self._repository, imageId=self._image_id)
-                self._scan_started = True
-            except ClientError as err:
-                code = err.response.get("Error", {}).get("Code")
-                if code == "UnsupportedImageTypeException":
-                    return Observation(unsupported=f"{code}: {_error_message(err)}")
-                if code in ("ImageNotFoundException", "RepositoryNotFoundException"):
-                    return Observation(missing=f"image {self._image} not found ({code}: {_error_message(err)})")
-                if code not in START_REFUSED_KEEP_POLLING:
-                    raise
-                self._start_refused = f"{code}: {_error_message(err)}"
-        return Observation(scan_started=self._scan_started, start_refused=self._start_refused)
+        if not self._may_start or self._scan_started or self._start_refused is not None:
+            return None
+        try:
+            self._ecr.start_image_scan(repositoryName=self._repository, imageId=self._image_id)
+            self._scan_started = True
+        except ClientError as err:
+            code = err.response.get("Error", {}).get("Code")
+            if code == "UnsupportedImageTypeException":
+                return Observation(unsupported=f"{code}: {_error_message(err)}")
+            if code in ("ImageNotFoundException", "RepositoryNotFoundException"):
+                return Observation(missing=f"image {self._image} not found ({code}: {_error_message(err)})")
+            if code == "ImageArchivedException":
+                return Observation(image={**(self._image_detail or {}), "imageStatus": "ARCHIVED"})
+            if code not in START_REFUSED_KEEP_POLLING:
+                raise
+            self._start_refused = f"{code}: {_error_message(err)}"
+        return None
 
 
 def _error_message(err: Any) -> str:
@@ -418,12 +613,18 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return args
 
 
+def clients(region: str | None, role_arn: str | None) -> tuple[Any, Any]:
+    """ECR and Inspector clients sharing one (renewing) assumed-role session."""
+    session = assumed_session(region=region, role_arn=role_arn, session_name="image-scan-gate")
+    return session.client("ecr", config=client_config()), session.client("inspector2", config=client_config())
+
+
 def ecr_client(region: str | None, role_arn: str | None) -> Any:
-    return assumed_client("ecr", region=region, role_arn=role_arn, session_name="image-scan-gate")
+    return clients(region, role_arn)[0]
 
 
-def main(argv: Sequence[str] | None = None, *, ecr: Any = None, sleep: Callable[[float], None] = time.sleep,
-         clock: Callable[[], float] = time.monotonic) -> int:
+def main(argv: Sequence[str] | None = None, *, ecr: Any = None, inspector: Any = None,
+         sleep: Callable[[float], None] = time.sleep, clock: Callable[[], float] = time.monotonic) -> int:
     args = parse_args(argv)
     thresholds = Thresholds(max_critical=args.max_critical, max_high=args.max_high)
     image = f"{args.repository}{'@' if args.tag.startswith('sha256:') else ':'}{args.tag}"
@@ -436,8 +637,13 @@ def main(argv: Sequence[str] | None = None, *, ecr: Any = None, sleep: Callable[
     )
 
     def check() -> Outcome:
-        client = ecr if ecr is not None else ecr_client(args.region, args.role_arn)
-        observer = Observer(client, repository=args.repository, tag=args.tag)
+        ecr_api, inspector_api = ecr, inspector
+        if ecr_api is None:
+            ecr_api, made_inspector = clients(args.region, args.role_arn)
+            inspector_api = inspector_api or made_inspector
+        observer = Observer(
+            ecr_api, repository=args.repository, tag=args.tag, inspector=inspector_api, thresholds=thresholds
+        )
         return gate(
             observer.observe,
             image=image,

@@ -1,7 +1,15 @@
-"""Post-deploy check: the ECS service really runs the task definition this deployment shipped.
+"""Post-deploy check: ECS really rolled out what this stage deployed, and nothing rolled it back.
 
-CloudFormation can report success after ECS rolled a deployment back (the "false green"), so the pipeline
-asks ECS itself. Runs in a CodeBuild step with boto3; the three identifiers come from stack outputs.
+CloudFormation can report success after ECS rolled a deployment back (the "false green"). When the task definition
+did not change (a network, load balancer or deployment-setting change), the rolled-back service even runs the
+"expected" task definition. So the pipeline asks ECS about every service deployment created since this stage
+started (ListServiceDeployments, every page): none may have been rolled back, the newest must be SUCCESSFUL, and
+the PRIMARY deployment must be that deployment's target revision (matched by id, not by time). With no service
+deployment since the stage started, the stack changed nothing in the service: it passes only when the PRIMARY
+deployment is COMPLETED on the expected task definition and the service's current deployment was not rolled back.
+
+The stage's start comes from --since, or else from CloudFormation (the stack's LastUpdatedTime, or CreationTime for
+a new stack). Runs in a CodeBuild step with boto3.
 
 Exit codes: 0 verified, 1 deployment failed or rolled back, 2 bad arguments, 3 timed out, 4 AWS API error.
 """
@@ -11,9 +19,9 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from datetime import datetime
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -28,8 +36,9 @@ from aws_session import (  # noqa: E402, F401
     EXIT_USAGE,
     Outcome,
     add_polling_arguments,
-    assumed_client,
+    assumed_session,
     check_polling_arguments,
+    client_config,
     env,
     run_check,
 )
@@ -38,13 +47,16 @@ PASSED = "passed"
 FAILED = "failed"
 WAITING = "waiting"
 
-NATIVE_STRATEGIES = frozenset({"BLUE_GREEN", "LINEAR", "CANARY"})
-SERVICE_DEPLOYMENT_FAILED = frozenset(
-    {"STOPPED", "STOP_REQUESTED", "ROLLBACK_REQUESTED", "ROLLBACK_IN_PROGRESS", "ROLLBACK_SUCCESSFUL", "ROLLBACK_FAILED"}
-)
-# Service revisions hold the task definition; one ListServiceDeployments page covers every recent deployment.
-LIST_PAGE_SIZE = 20
-STALE_TOLERANCE_SECONDS = 300
+ROLLED_BACK = frozenset({"ROLLBACK_REQUESTED", "ROLLBACK_IN_PROGRESS", "ROLLBACK_SUCCESSFUL", "ROLLBACK_FAILED"})
+STOPPED = frozenset({"STOPPED", "STOP_REQUESTED"})
+RUNNING = frozenset({"PENDING", "IN_PROGRESS"})
+# a service deployment in one of these states never changes again, so its description is cached
+FINAL = frozenset({"SUCCESSFUL", "STOPPED", "ROLLBACK_SUCCESSFUL", "ROLLBACK_FAILED"})
+PAGE_SIZE = 100  # the most ListServiceDeployments returns per page
+DESCRIBE_BATCH = 20  # the most ARNs DescribeServiceDeployments / DescribeServiceRevisions take
+# ECS and CloudFormation clocks are both AWS's, but --since may come from the build's clock
+SINCE_SKEW = timedelta(seconds=60)
+DEFAULT_TIMEOUT_SECONDS = 900
 
 
 @dataclass(frozen=True)
@@ -58,9 +70,12 @@ class Observation:
     """The raw API responses one poll saw; `decide` needs nothing else."""
 
     services: Mapping[str, Any]
-    service_deployments: Mapping[str, Any] | None = None
-    service_revisions: Mapping[str, Any] | None = None
-    service_deployment_details: Mapping[str, Any] | None = None
+    since: datetime | None = None
+    # ListServiceDeployments entries created since the stage started, every page
+    service_deployments: Sequence[Mapping[str, Any]] = ()
+    # DescribeServiceRevisions / DescribeServiceDeployments entries by ARN
+    revisions: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    details: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
 
 def same_task_definition(actual: str | None, expected: str) -> bool:
@@ -76,51 +91,36 @@ def short_td(arn: str | None) -> str:
     return (arn or "<none>").rsplit("task-definition/", 1)[-1]
 
 
-def is_native(service: Mapping[str, Any]) -> bool:
-    strategy = (service.get("deploymentConfiguration") or {}).get("strategy") or "ROLLING"
-    return strategy in NATIVE_STRATEGIES
+def short_arn(arn: str | None) -> str:
+    return (arn or "<none>").rsplit("/", 1)[-1]
 
 
-def newest_service_deployment_for(
-    expected: str, service_deployments: Mapping[str, Any] | None, service_revisions: Mapping[str, Any] | None
-) -> Mapping[str, Any] | None:
-    """The newest ListServiceDeployments entry whose target revision runs the expected task definition."""
-    revision_td = {
-        rev.get("serviceRevisionArn"): rev.get("taskDefinition")
-        for rev in (service_revisions or {}).get("serviceRevisions", [])
-    }
-    matching = [
-        brief
-        for brief in (service_deployments or {}).get("serviceDeployments", [])
-        if same_task_definition(revision_td.get(brief.get("targetServiceRevisionArn")), expected)
-    ]
-    if not matching:
-        return None
-    return max(matching, key=lambda brief: _timestamp(brief.get("createdAt")))
+def revision_id_of_deployment(deployment: Mapping[str, Any]) -> str:
+    # a deployment "ecs-svc/N" runs service revision ".../service-revision/<cluster>/<service>/N"
+    return str(deployment.get("id") or "").rsplit("/", 1)[-1]
 
 
 def _timestamp(value: Any) -> float:
     return value.timestamp() if isinstance(value, datetime) else 0.0
 
 
-def _stale_for(brief: Mapping[str, Any], primary: Mapping[str, Any], expected: str) -> bool:
-    # an old service deployment of this task definition says nothing about a newer ECS deployment of it
-    if not same_task_definition(primary.get("taskDefinition"), expected):
-        return False
-    if not (brief.get("createdAt") and primary.get("createdAt")):
-        return False
-    return _timestamp(brief["createdAt"]) < _timestamp(primary["createdAt"]) - STALE_TOLERANCE_SECONDS
+def _order(brief: Mapping[str, Any]) -> tuple[float, float, str]:
+    # ListServiceDeployments documents no order: sort by creation, then start, then ARN for a stable answer
+    return _timestamp(brief.get("createdAt")), _timestamp(brief.get("startedAt")), brief.get("serviceDeploymentArn", "")
 
 
-def _service_deployment_detail(observation: Observation, arn: str | None) -> Mapping[str, Any]:
-    for detail in (observation.service_deployment_details or {}).get("serviceDeployments", []):
-        if detail.get("serviceDeploymentArn") == arn:
-            return detail
-    return {}
+def _rolled_back(brief: Mapping[str, Any], detail: Mapping[str, Any]) -> bool:
+    return brief.get("status") in ROLLED_BACK or detail.get("status") in ROLLED_BACK or bool(detail.get("rollback"))
 
 
-def _describe_service_deployment(brief: Mapping[str, Any], detail: Mapping[str, Any]) -> str:
-    parts = [f"service deployment {brief.get('status')}"]
+def describe_service_deployment(
+    brief: Mapping[str, Any], detail: Mapping[str, Any], revisions: Mapping[str, Mapping[str, Any]]
+) -> str:
+    status = detail.get("status") or brief.get("status")
+    parts = [f"service deployment {short_arn(brief.get('serviceDeploymentArn'))} {status}"]
+    td = (revisions.get(brief.get("targetServiceRevisionArn", "")) or {}).get("taskDefinition")
+    if td:
+        parts.append(f"of {short_td(td)}")
     if detail.get("lifecycleStage"):
         parts.append(f"at {detail['lifecycleStage']}")
     reason = detail.get("statusReason") or brief.get("statusReason")
@@ -131,9 +131,9 @@ def _describe_service_deployment(brief: Mapping[str, Any], detail: Mapping[str, 
         parts.append(f"alarms triggered: {', '.join(triggered)}")
     if (detail.get("deploymentCircuitBreaker") or {}).get("status") == "TRIGGERED":
         parts.append("circuit breaker triggered")
-    rollback_reason = (detail.get("rollback") or {}).get("reason")
-    if rollback_reason:
-        parts.append(f"rollback: {rollback_reason}")
+    rollback = detail.get("rollback") or {}
+    if rollback:
+        parts.append(f"rollback: {rollback.get('reason') or 'yes'}")
     return " ".join(parts)
 
 
@@ -158,32 +158,31 @@ def decide(expected: str, observation: Observation) -> Verdict:
     if primary is None:
         return Verdict(WAITING, f"service {name} has no PRIMARY deployment yet")
 
-    native_brief: Mapping[str, Any] | None = None
-    native_text = ""
-    if is_native(service):
-        native_brief = newest_service_deployment_for(
-            expected, observation.service_deployments, observation.service_revisions
-        )
-        if native_brief is not None and _stale_for(native_brief, primary, expected):
-            native_brief = None
-        if native_brief is not None:
-            detail = _service_deployment_detail(observation, native_brief.get("serviceDeploymentArn"))
-            native_text = "; " + _describe_service_deployment(native_brief, detail)
+    window = sorted(observation.service_deployments, key=_order)
+    since = observation.since.isoformat() if observation.since else "the stage started"
 
+    def text(brief: Mapping[str, Any]) -> str:
+        detail = observation.details.get(brief.get("serviceDeploymentArn", "")) or {}
+        return describe_service_deployment(brief, detail, observation.revisions)
+
+    newest_text = f"; newest since {since}: {text(window[-1])}" if window else ""
     if not same_task_definition(primary.get("taskDefinition"), expected):
-        expected_deployment = next(
-            (d for d in deployments if same_task_definition(d.get("taskDefinition"), expected)), None
-        )
-        extra = ""
-        if expected_deployment is not None:
-            extra = f"; the deployment of {short_td(expected)} is {expected_deployment.get('status')}"
-            extra += f"/{expected_deployment.get('rolloutState')}"
-            if expected_deployment.get("rolloutStateReason"):
-                extra += f" ({expected_deployment['rolloutStateReason']})"
         return Verdict(
             FAILED,
             f"ROLLED BACK (false green): service {name} runs {short_td(primary.get('taskDefinition'))}, "
-            f"not the deployed {short_td(expected)}{extra}{native_text}",
+            f"not the deployed {short_td(expected)}{_other_deployment(deployments, expected)}{newest_text}",
+        )
+
+    rolled_back = [
+        brief for brief in window
+        if _rolled_back(brief, observation.details.get(brief.get("serviceDeploymentArn", "")) or {})
+    ]
+    if rolled_back:
+        return Verdict(
+            FAILED,
+            f"ROLLED BACK (false green): since {since} ECS rolled back "
+            + "; ".join(text(brief) for brief in rolled_back)
+            + f"; service {name} runs {short_td(primary.get('taskDefinition'))}",
         )
 
     rollout = primary.get("rolloutState")
@@ -191,69 +190,176 @@ def decide(expected: str, observation: Observation) -> Verdict:
     if primary.get("rolloutStateReason"):
         rollout_text += f" ({primary['rolloutStateReason']})"
     counts = f"running {primary.get('runningCount', '?')}/{primary.get('desiredCount', '?')}"
-
-    if native_brief is not None and native_brief.get("status") in SERVICE_DEPLOYMENT_FAILED:
-        return Verdict(FAILED, f"deployment of {short_td(expected)} failed: {rollout_text}{native_text}")
     if rollout == "FAILED":
-        return Verdict(FAILED, f"deployment of {short_td(expected)} FAILED: {rollout_text}{native_text}")
-    if rollout == "IN_PROGRESS":
-        return Verdict(WAITING, f"deployment of {short_td(expected)} in progress: {counts}{native_text}")
-    if rollout != "COMPLETED":
-        return Verdict(WAITING, f"deployment of {short_td(expected)} has {rollout_text}")
+        return Verdict(FAILED, f"deployment of {short_td(expected)} FAILED: {rollout_text}{newest_text}")
 
-    if is_native(service):
-        if native_brief is None:
-            return Verdict(
-                WAITING,
-                f"rolloutState COMPLETED but no service deployment for {short_td(expected)} is listed yet",
-            )
-        if native_brief.get("status") != "SUCCESSFUL":
-            return Verdict(WAITING, f"deployment of {short_td(expected)} rolloutState COMPLETED{native_text}")
-    return Verdict(PASSED, f"service {name} runs {short_td(expected)}, rollout COMPLETED, {counts}{native_text}")
+    if window:
+        return _decide_newest(expected, service, primary, window[-1], observation, text(window[-1]), counts, since)
+    return _decide_unchanged(expected, service, primary, observation, counts, since)
+
+
+def _other_deployment(deployments: Iterable[Mapping[str, Any]], expected: str) -> str:
+    other = next((d for d in deployments if same_task_definition(d.get("taskDefinition"), expected)), None)
+    if other is None:
+        return ""
+    extra = f"; the deployment of {short_td(expected)} is {other.get('status')}/{other.get('rolloutState')}"
+    if other.get("rolloutStateReason"):
+        extra += f" ({other['rolloutStateReason']})"
+    return extra
+
+
+def _decide_newest(
+    expected: str,
+    service: Mapping[str, Any],
+    primary: Mapping[str, Any],
+    newest: Mapping[str, Any],
+    observation: Observation,
+    newest_text: str,
+    counts: str,
+    since: str,
+) -> Verdict:
+    status = (observation.details.get(newest.get("serviceDeploymentArn", "")) or {}).get("status") or newest.get(
+        "status"
+    )
+    if status in STOPPED:
+        return Verdict(FAILED, f"the newest deployment since {since} was stopped: {newest_text}")
+    if status in RUNNING:
+        return Verdict(WAITING, f"{newest_text}; {counts}")
+    if status != "SUCCESSFUL":
+        return Verdict(WAITING, f"{newest_text} (status not understood yet)")
+
+    target = newest.get("targetServiceRevisionArn", "")
+    target_td = (observation.revisions.get(target) or {}).get("taskDefinition")
+    if target_td and not same_task_definition(target_td, expected):
+        return Verdict(
+            FAILED,
+            f"the newest deployment since {since} deployed {short_td(target_td)}, not {short_td(expected)}: "
+            f"{newest_text}",
+        )
+    if not _primary_is_target(service, primary, newest):
+        return Verdict(
+            WAITING,
+            f"PRIMARY deployment {primary.get('id')} is not the target revision {short_arn(target)} of the newest "
+            f"{newest_text}",
+        )
+    if primary.get("rolloutState") != "COMPLETED":
+        return Verdict(WAITING, f"{newest_text}; PRIMARY rolloutState {primary.get('rolloutState')}, {counts}")
+    return Verdict(
+        PASSED, f"service {service.get('serviceName', '?')} runs {short_td(expected)}, {newest_text}, {counts}"
+    )
+
+
+def _primary_is_target(service: Mapping[str, Any], primary: Mapping[str, Any], newest: Mapping[str, Any]) -> bool:
+    if revision_id_of_deployment(primary) == short_arn(newest.get("targetServiceRevisionArn")):
+        return True
+    # the service names its current service deployment too (it can lag behind a newer one, never run ahead)
+    return bool(newest.get("serviceDeploymentArn")) and service.get("currentServiceDeployment") == newest.get(
+        "serviceDeploymentArn"
+    )
+
+
+def _decide_unchanged(
+    expected: str, service: Mapping[str, Any], primary: Mapping[str, Any], observation: Observation, counts: str,
+    since: str,
+) -> Verdict:
+    rollout = primary.get("rolloutState")
+    if rollout != "COMPLETED":
+        return Verdict(WAITING, f"no service deployment since {since} yet; PRIMARY rolloutState {rollout}, {counts}")
+    current_arn = service.get("currentServiceDeployment") or ""
+    current = observation.details.get(current_arn) or {}
+    if current and _rolled_back(current, current):
+        return Verdict(
+            FAILED,
+            f"the service's current deployment, from before this stage, was rolled back, so the service does not "
+            f"run what the stack describes: {describe_service_deployment(current, current, observation.revisions)}",
+        )
+    if current.get("status") in RUNNING:
+        return Verdict(
+            WAITING,
+            f"no service deployment since {since}, but the current one is still running: "
+            f"{describe_service_deployment(current, current, observation.revisions)}",
+        )
+    return Verdict(
+        PASSED,
+        f"service {service.get('serviceName', '?')} runs {short_td(expected)}, rollout COMPLETED, {counts}; "
+        f"no service deployment since {since} (the deploy did not change the service)",
+    )
 
 
 class Observer:
-    """Collects one poll's responses; caches revision → task definition (revisions are immutable)."""
+    """Collects one poll's responses; caches revisions (immutable) and finished service deployments."""
 
-    def __init__(self, ecs: Any, *, cluster: str, service: str, expected: str) -> None:
+    def __init__(self, ecs: Any, *, cluster: str, service: str, since: datetime) -> None:
         self._ecs = ecs
         self._cluster = cluster
         self._service = service
-        self._expected = expected
+        self._since = since
         self._revisions: dict[str, dict[str, Any]] = {}
+        self._final: dict[str, dict[str, Any]] = {}
 
     def observe(self) -> Observation:
         services = self._ecs.describe_services(cluster=self._cluster, services=[self._service])
         found = services.get("services") or []
-        if not found or not is_native(found[0]):
-            return Observation(services=services)
-
-        listed = self._ecs.list_service_deployments(
-            cluster=self._cluster, service=self._service, maxResults=LIST_PAGE_SIZE
-        )
-        unknown = sorted(
-            {
-                brief["targetServiceRevisionArn"]
-                for brief in listed.get("serviceDeployments", [])
-                if brief.get("targetServiceRevisionArn") and brief["targetServiceRevisionArn"] not in self._revisions
-            }
-        )
-        if unknown:
-            described = self._ecs.describe_service_revisions(serviceRevisionArns=unknown)
-            for revision in described.get("serviceRevisions", []):
-                self._revisions[revision["serviceRevisionArn"]] = revision
-        revisions = {"serviceRevisions": list(self._revisions.values())}
-
-        details = None
-        brief = newest_service_deployment_for(self._expected, listed, revisions)
-        if brief is not None and brief.get("serviceDeploymentArn"):
-            details = self._ecs.describe_service_deployments(serviceDeploymentArns=[brief["serviceDeploymentArn"]])
+        if not found:
+            return Observation(services=services, since=self._since)
+        window = self._list_since()
+        self._describe_revisions(brief.get("targetServiceRevisionArn") for brief in window)
+        wanted = [brief["serviceDeploymentArn"] for brief in window if brief.get("serviceDeploymentArn")]
+        if not wanted and found[0].get("currentServiceDeployment"):
+            wanted = [found[0]["currentServiceDeployment"]]
+        details = self._describe_deployments(wanted)
         return Observation(
             services=services,
-            service_deployments=listed,
-            service_revisions=revisions,
-            service_deployment_details=details,
+            since=self._since,
+            service_deployments=window,
+            revisions=dict(self._revisions),
+            details=details,
         )
+
+    def _list_since(self) -> list[dict[str, Any]]:
+        request: dict[str, Any] = {
+            "cluster": self._cluster,
+            "service": self._service,
+            "createdAt": {"after": self._since - SINCE_SKEW},
+            "maxResults": PAGE_SIZE,
+        }
+        listed: list[dict[str, Any]] = []
+        seen: set[str] = set()
+        while True:
+            page = self._ecs.list_service_deployments(**request)
+            listed += page.get("serviceDeployments") or []
+            token = page.get("nextToken")
+            if not token or token in seen:
+                return listed
+            seen.add(token)
+            request["nextToken"] = token
+
+    def _describe_revisions(self, arns: Iterable[str | None]) -> None:
+        unknown = sorted({arn for arn in arns if arn and arn not in self._revisions})
+        for batch in _batches(unknown):
+            described = self._ecs.describe_service_revisions(serviceRevisionArns=batch)
+            for revision in described.get("serviceRevisions") or []:
+                self._revisions[revision["serviceRevisionArn"]] = revision
+
+    def _describe_deployments(self, arns: Sequence[str]) -> dict[str, dict[str, Any]]:
+        details = {arn: self._final[arn] for arn in arns if arn in self._final}
+        for batch in _batches(sorted({arn for arn in arns if arn not in self._final})):
+            described = self._ecs.describe_service_deployments(serviceDeploymentArns=batch)
+            for detail in described.get("serviceDeployments") or []:
+                details[detail["serviceDeploymentArn"]] = detail
+                if detail.get("status") in FINAL:
+                    self._final[detail["serviceDeploymentArn"]] = detail
+        return details
+
+
+def _batches(items: Sequence[str]) -> Iterable[list[str]]:
+    for start in range(0, len(items), DESCRIBE_BATCH):
+        yield list(items[start : start + DESCRIBE_BATCH])
+
+
+def stage_started_at(cloudformation: Any, stack_name: str) -> datetime:
+    stack = cloudformation.describe_stacks(StackName=stack_name)["Stacks"][0]
+    return stack.get("LastUpdatedTime") or stack["CreationTime"]
 
 
 def verify(
@@ -285,11 +391,26 @@ def verify(
         sleep(interval)
 
 
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
+def parse_since(value: str) -> datetime:
+    """ISO 8601 (a time without offset is UTC) or seconds since the epoch."""
+    text = value.strip()
+    try:
+        return datetime.fromtimestamp(float(text), tz=timezone.utc)
+    except ValueError:
+        pass
+    try:
+        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an ISO 8601 time or epoch seconds: {value!r}") from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="verify_rollout.py",
-        description="Pass only when the ECS service's PRIMARY deployment runs the expected task definition "
-        "and its rollout COMPLETED (and, for native blue/green/canary/linear, its service deployment is SUCCESSFUL).",
+        description="Pass only when every ECS service deployment since the stage started finished without "
+        "rollback, the newest is SUCCESSFUL and the PRIMARY deployment is its target and runs the expected "
+        "task definition (or, with no deployment since, PRIMARY is COMPLETED on it and nothing was rolled back).",
     )
     parser.add_argument("--cluster", default=env("CLUSTER_NAME"), help="cluster name or ARN [env CLUSTER_NAME]")
     parser.add_argument("--service", default=env("SERVICE_NAME"), help="service name or ARN [env SERVICE_NAME]")
@@ -298,13 +419,25 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=env("TASK_DEFINITION_ARN"),
         help="task definition ARN the deploy shipped [env TASK_DEFINITION_ARN]",
     )
+    parser.add_argument(
+        "--since",
+        type=parse_since,
+        default=env("DEPLOY_STARTED_AT"),
+        help="when this stage's deploy started: ISO 8601 or epoch seconds [env DEPLOY_STARTED_AT]; "
+        "default: the stack's last update, read from CloudFormation (--stack-name)",
+    )
+    parser.add_argument(
+        "--stack-name",
+        default=env("STACK_NAME"),
+        help="the stack that deployed the service, read with DescribeStacks when --since is not given [env STACK_NAME]",
+    )
     add_polling_arguments(
         parser,
         role_env="VERIFIER_ROLE_ARN",
         role_help="e.g. a read-only role in the service's account",
-        what="an in-progress rollout",
+        what="an in-progress rollout: rollout + bake time + lifecycle hooks + margin",
         timeout_env="VERIFY_TIMEOUT_SECONDS",
-        timeout_default=900,
+        timeout_default=DEFAULT_TIMEOUT_SECONDS,
         interval_env="VERIFY_POLL_SECONDS",
         interval_default=15,
     )
@@ -313,27 +446,43 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                                         ("--task-definition", args.task_definition)) if not value]
     if missing:
         parser.error(f"missing {', '.join(missing)} (or the matching environment variable)")
+    if args.since is None and not args.stack_name:
+        parser.error("missing --since or --stack-name (or DEPLOY_STARTED_AT / STACK_NAME): "
+                     "the check needs to know when this stage's deploy started")
     check_polling_arguments(parser, args)
     return args
 
 
+def clients(region: str | None, role_arn: str | None) -> tuple[Any, Any]:
+    """ECS and CloudFormation clients sharing one (renewing) assumed-role session."""
+    session = assumed_session(region=region, role_arn=role_arn, session_name="verify-rollout")
+    return session.client("ecs", config=client_config()), session.client("cloudformation", config=client_config())
+
+
 def ecs_client(region: str | None, role_arn: str | None) -> Any:
-    return assumed_client("ecs", region=region, role_arn=role_arn, session_name="verify-rollout")
+    return clients(region, role_arn)[0]
 
 
-def main(argv: list[str] | None = None, *, ecs: Any = None, sleep: Callable[[float], None] = time.sleep,
-         clock: Callable[[], float] = time.monotonic) -> int:
+def main(argv: Sequence[str] | None = None, *, ecs: Any = None, cloudformation: Any = None,
+         sleep: Callable[[float], None] = time.sleep, clock: Callable[[], float] = time.monotonic) -> int:
     args = parse_args(argv)
     print(
         f"verify-rollout: cluster={args.cluster} service={args.service} "
         f"expected={short_td(args.task_definition)} timeout={args.timeout:.0f}s"
+        + (f" since={args.since.isoformat()}" if args.since else f" stack={args.stack_name}")
         + (f" role={args.role_arn}" if args.role_arn else ""),
         flush=True,
     )
 
     def check() -> Outcome:
-        client = ecs if ecs is not None else ecs_client(args.region, args.role_arn)
-        observer = Observer(client, cluster=args.cluster, service=args.service, expected=args.task_definition)
+        ecs_api, cfn_api = ecs, cloudformation
+        if ecs_api is None or (cfn_api is None and args.since is None):
+            made_ecs, made_cfn = clients(args.region, args.role_arn)
+            ecs_api, cfn_api = ecs_api or made_ecs, cfn_api or made_cfn
+        since = args.since or stage_started_at(cfn_api, args.stack_name)
+        if args.since is None:
+            print(f"verify-rollout: stack {args.stack_name} last updated at {since.isoformat()}", flush=True)
+        observer = Observer(ecs_api, cluster=args.cluster, service=args.service, since=since)
         return verify(
             observer.observe,
             expected=args.task_definition,

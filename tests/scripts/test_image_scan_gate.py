@@ -2,7 +2,7 @@ import importlib.util
 import json
 import subprocess
 import sys
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import boto3
@@ -25,9 +25,18 @@ TAG = "3f1c2b9a8d7e6f5a4b3c2d1e0f9a8b7c6d5e4f3a2b1c0d9e8f7a6b5c4d3e2f1a"
 IMAGE = f"{REPOSITORY}:{TAG}"
 DIGEST = "sha256:" + "ab" * 32
 T0 = datetime(2026, 11, 27, 8, 0, tzinfo=timezone.utc)
+PUSHED = T0 - timedelta(minutes=5)
+IMAGE_ARN = f"arn:aws:ecr:{REGION}:{ACCOUNT}:repository/{REPOSITORY}/{DIGEST}"
 ARGS = ["--repository", REPOSITORY, "--tag", TAG, "--timeout", "600", "--interval", "10"]
 DESCRIBE = {"repositoryName": REPOSITORY, "imageId": {"imageTag": TAG}, "maxResults": gate.PAGE_SIZE}
 START = {"repositoryName": REPOSITORY, "imageId": {"imageTag": TAG}}
+IMAGES = {"repositoryName": REPOSITORY, "imageIds": [{"imageTag": TAG}]}
+COVERAGE = {
+    "filterCriteria": {
+        "resourceType": [{"comparison": "EQUALS", "value": "AWS_ECR_CONTAINER_IMAGE"}],
+        "resourceId": [{"comparison": "EQUALS", "value": IMAGE_ARN}],
+    }
+}
 
 
 class FakeClock:
@@ -82,7 +91,7 @@ def enhanced_finding(cve, severity, package="requests", version="2.25.0", score=
 
 
 def scan_response(status, *, counts=None, findings=None, enhanced=None, description=None, next_token=None,
-                  with_findings=True):
+                  with_findings=True, completed=T0):
     response = {
         "registryId": ACCOUNT,
         "repositoryName": REPOSITORY,
@@ -92,7 +101,7 @@ def scan_response(status, *, counts=None, findings=None, enhanced=None, descript
     if description:
         response["imageScanStatus"]["description"] = description
     if with_findings:
-        scan = {"imageScanCompletedAt": T0, "vulnerabilitySourceUpdatedAt": T0}
+        scan = {"imageScanCompletedAt": completed, "vulnerabilitySourceUpdatedAt": T0}
         if counts is not None:
             scan["findingSeverityCounts"] = counts
         if findings is not None:
@@ -115,6 +124,47 @@ def scan_not_found(stubber):
     )
 
 
+def image_detail(*, status="ACTIVE", pushed=PUSHED):
+    return {
+        "registryId": ACCOUNT,
+        "repositoryName": REPOSITORY,
+        "imageDigest": DIGEST,
+        "imageTags": [TAG],
+        "imageSizeInBytes": 52_000_000,
+        "imagePushedAt": pushed,
+        "imageManifestMediaType": "application/vnd.docker.distribution.manifest.v2+json",
+        "imageStatus": status,
+    }
+
+
+def expect_start_of_run(stubber, *, scan_type="BASIC", image=None):
+    """The first poll reads the registry's scanning configuration and the image's push time and status."""
+    rules = [{"scanFrequency": "SCAN_ON_PUSH", "repositoryFilters": [{"filter": "*", "filterType": "WILDCARD"}]}]
+    stubber.add_response(
+        "get_registry_scanning_configuration",
+        {"registryId": ACCOUNT, "scanningConfiguration": {"scanType": scan_type, "rules": rules}},
+        {},
+    )
+    stubber.add_response("describe_images", {"imageDetails": [image or image_detail()]}, IMAGES)
+
+
+def covered(reason="SUCCESSFUL", *, code="ACTIVE", scanned=T0):
+    resource = {
+        "resourceType": "AWS_ECR_CONTAINER_IMAGE",
+        "resourceId": IMAGE_ARN,
+        "accountId": ACCOUNT,
+        "scanType": "PACKAGE",
+        "scanStatus": {"statusCode": code, "reason": reason},
+        "resourceMetadata": {
+            "ecrRepository": {"name": REPOSITORY, "scanFrequency": "SCAN_ON_PUSH"},
+            "ecrImage": {"tags": [TAG]},
+        },
+    }
+    if scanned is not None:
+        resource["lastScannedAt"] = scanned
+    return {"coveredResources": [resource]}
+
+
 @pytest.fixture
 def ecr():
     client = boto3.client("ecr", region_name=REGION, aws_access_key_id="testing", aws_secret_access_key="testing")
@@ -123,15 +173,25 @@ def ecr():
         stubber.assert_no_pending_responses()
 
 
-def run(client, capsys, argv=ARGS):
+@pytest.fixture
+def inspector():
+    client = boto3.client("inspector2", region_name=REGION, aws_access_key_id="testing",
+                          aws_secret_access_key="testing")
+    with Stubber(client) as stubber:
+        yield client, stubber
+        stubber.assert_no_pending_responses()
+
+
+def run(client, capsys, argv=ARGS, inspector=None):
     clock = FakeClock()
-    code = gate.main(argv, ecr=client, sleep=clock.sleep, clock=clock.monotonic)
+    code = gate.main(argv, ecr=client, inspector=inspector, sleep=clock.sleep, clock=clock.monotonic)
     out = capsys.readouterr()
     return code, out.out + out.err, clock
 
 
 def test_clean_image_passes_without_polling(ecr, capsys):
     client, stubber = ecr
+    expect_start_of_run(stubber)
     stubber.add_response(
         "describe_image_scan_findings",
         scan_response("COMPLETE", counts={"LOW": 2}, findings=[basic_finding("CVE-2025-0001", "LOW")] * 2),
@@ -139,12 +199,13 @@ def test_clean_image_passes_without_polling(ecr, capsys):
     )
     code, out, clock = run(client, capsys)
     assert code == gate.EXIT_OK
-    assert f"PASS: {IMAGE} basic scan COMPLETE: LOW 2; within thresholds" in out
+    assert f"PASS: {IMAGE} basic scan COMPLETE: LOW 2; within thresholds; scanned {T0.isoformat()}" in out
     assert clock.sleeps == []
 
 
 def test_image_with_no_findings_at_all_passes(ecr, capsys):
     client, stubber = ecr
+    expect_start_of_run(stubber)
     stubber.add_response("describe_image_scan_findings", scan_response("COMPLETE", counts={}, findings=[]), DESCRIBE)
     code, out, _ = run(client, capsys)
     assert code == gate.EXIT_OK
@@ -153,6 +214,7 @@ def test_image_with_no_findings_at_all_passes(ecr, capsys):
 
 def test_critical_finding_fails_and_names_it(ecr, capsys):
     client, stubber = ecr
+    expect_start_of_run(stubber)
     stubber.add_response(
         "describe_image_scan_findings",
         scan_response(
@@ -194,6 +256,7 @@ def test_critical_finding_fails_and_names_it(ecr, capsys):
 )
 def test_high_count_is_allowed_up_to_the_threshold(ecr, capsys, high, expected):
     client, stubber = ecr
+    expect_start_of_run(stubber)
     findings = [basic_finding(f"CVE-2025-{n:04d}", "HIGH") for n in range(high)]
     stubber.add_response(
         "describe_image_scan_findings", scan_response("COMPLETE", counts={"HIGH": high}, findings=findings), DESCRIBE
@@ -208,6 +271,7 @@ def test_high_count_is_allowed_up_to_the_threshold(ecr, capsys, high, expected):
 
 def test_thresholds_are_configurable(ecr, capsys):
     client, stubber = ecr
+    expect_start_of_run(stubber)
     stubber.add_response(
         "describe_image_scan_findings",
         scan_response("COMPLETE", counts={"CRITICAL": 1, "HIGH": 1}, findings=[]),
@@ -220,6 +284,7 @@ def test_thresholds_are_configurable(ecr, capsys):
 
 def test_scan_in_progress_then_complete_keeps_polling_and_passes(ecr, capsys):
     client, stubber = ecr
+    expect_start_of_run(stubber)
     for _ in range(2):
         stubber.add_response("describe_image_scan_findings",
                              scan_response("IN_PROGRESS", with_findings=False), DESCRIBE)
@@ -233,6 +298,7 @@ def test_scan_in_progress_then_complete_keeps_polling_and_passes(ecr, capsys):
 
 def test_scan_not_found_starts_one_basic_scan_and_waits_for_it(ecr, capsys):
     client, stubber = ecr
+    expect_start_of_run(stubber)
     scan_not_found(stubber)
     stubber.add_response(
         "start_image_scan",
@@ -252,25 +318,111 @@ def test_scan_not_found_starts_one_basic_scan_and_waits_for_it(ecr, capsys):
     assert clock.sleeps == [10.0, 10.0, 10.0]
 
 
-def test_enhanced_scanning_active_passes_on_counts(ecr, capsys):
+def test_a_basic_scan_from_before_the_push_is_not_evidence_a_new_scan_is(ecr, capsys):
     client, stubber = ecr
-    stubber.add_response(
-        "describe_image_scan_findings",
-        scan_response(
-            "ACTIVE",
-            description="Continuous scan is selected for image.",
-            counts={"HIGH": 2, "MEDIUM": 4, "UNTRIAGED": 1},
-            enhanced=[enhanced_finding("CVE-2024-0001", "HIGH"), enhanced_finding("CVE-2024-0002", "HIGH")],
-        ),
-        DESCRIBE,
-    )
-    code, out, _ = run(client, capsys)
-    assert code == gate.EXIT_OK
-    assert f"PASS: {IMAGE} enhanced scan ACTIVE: HIGH 2, MEDIUM 4, UNTRIAGED 1; within thresholds" in out
+    # ImageScanFindings.imageScanCompletedAt: "The time of the last completed image scan"; the same digest pushed
+    # again later keeps the old result
+    expect_start_of_run(stubber, image=image_detail(pushed=T0 + timedelta(hours=1)))
+    stubber.add_response("describe_image_scan_findings",
+                         scan_response("COMPLETE", counts={}, completed=T0), DESCRIBE)
+    stubber.add_response("start_image_scan", {"registryId": ACCOUNT, "repositoryName": REPOSITORY,
+                                              "imageId": {"imageTag": TAG},
+                                              "imageScanStatus": {"status": "IN_PROGRESS"}}, START)
+    stubber.add_response("describe_image_scan_findings",
+                         scan_response("COMPLETE", counts={}, completed=T0 + timedelta(hours=1, minutes=1)), DESCRIBE)
+    code, out, clock = run(client, capsys)
+    assert code == gate.EXIT_OK, out
+    assert "is not from after the push" in out and "started a new basic scan" in out
+    assert clock.sleeps == [10.0]
 
 
-def test_enhanced_scanning_critical_fails_and_names_vulnerability_and_package(ecr, capsys):
+def test_a_stale_basic_scan_that_cannot_be_repeated_today_times_out_saying_why(ecr, capsys):
     client, stubber = ecr
+    # StartImageScan: "A basic image scan can only be started once per 24 hours on an individual image"
+    argv = ARGS[:-4] + ["--timeout", "20", "--interval", "10"]
+    expect_start_of_run(stubber, image=image_detail(pushed=T0 + timedelta(hours=1)))
+    stubber.add_response("describe_image_scan_findings", scan_response("COMPLETE", counts={}), DESCRIBE)
+    stubber.add_client_error("start_image_scan", service_error_code="LimitExceededException",
+                             service_message="The scan quota per image has been exceeded. Wait and try again.",
+                             http_status_code=400, expected_params=START)
+    for _ in range(2):
+        stubber.add_response("describe_image_scan_findings", scan_response("COMPLETE", counts={}), DESCRIBE)
+    code, out, _ = run(client, capsys, argv)
+    assert code == gate.EXIT_TIMEOUT
+    assert "is not from after the push" in out
+    assert "StartImageScan refused (LimitExceededException: The scan quota per image has been exceeded" in out
+
+
+def test_enhanced_active_with_no_findings_waits_for_inspector_to_have_scanned_the_image(ecr, inspector, capsys):
+    client, stubber = ecr
+    inspector_api, inspector_stub = inspector
+    # ECR reports ACTIVE for an enhanced-scanning image before Amazon Inspector has any findings for it;
+    # Inspector coverage "PENDING_INITIAL_SCAN - This resource has been identified for scanning, results will be
+    # available soon"
+    expect_start_of_run(stubber, scan_type="ENHANCED")
+    stubber.add_response("describe_image_scan_findings",
+                         scan_response("ACTIVE", description="Continuous scan is selected for image.", counts={}),
+                         DESCRIBE)
+    inspector_stub.add_response("list_coverage", covered("PENDING_INITIAL_SCAN", scanned=None), COVERAGE)
+    stubber.add_response("describe_image_scan_findings",
+                         scan_response("ACTIVE", counts={"MEDIUM": 2}), DESCRIBE)
+    inspector_stub.add_response("list_coverage", covered("SUCCESSFUL", scanned=T0), COVERAGE)
+    code, out, clock = run(client, capsys, inspector=inspector_api)
+    assert code == gate.EXIT_OK, out
+    assert f"waiting: Inspector coverage of {IMAGE} is ACTIVE/PENDING_INITIAL_SCAN" in out
+    assert f"PASS: {IMAGE} enhanced scan ACTIVE: MEDIUM 2; within thresholds; Inspector scanned it" in out
+    assert clock.sleeps == [10.0]
+
+
+def test_enhanced_coverage_reads_every_page(ecr, inspector, capsys):
+    client, stubber = ecr
+    inspector_api, inspector_stub = inspector
+    expect_start_of_run(stubber, scan_type="ENHANCED")
+    stubber.add_response("describe_image_scan_findings", scan_response("ACTIVE", counts={}), DESCRIBE)
+    inspector_stub.add_response("list_coverage", {"coveredResources": [], "nextToken": "page-2"}, COVERAGE)
+    inspector_stub.add_response("list_coverage", covered("SUCCESSFUL"), {**COVERAGE, "nextToken": "page-2"})
+    code, out, _ = run(client, capsys, inspector=inspector_api)
+    assert code == gate.EXIT_OK, out
+
+
+@pytest.mark.parametrize(
+    ("coverage", "waiting"),
+    [
+        ({"coveredResources": []}, f"Amazon Inspector does not list {IMAGE} in its coverage yet"),
+        (covered("SUCCESSFUL", scanned=PUSHED - timedelta(days=1)), "is not from after the push"),
+    ],
+    ids=["not-covered-yet", "scanned-before-the-push"],
+)
+def test_enhanced_scan_without_inspector_evidence_does_not_pass(ecr, inspector, capsys, coverage, waiting):
+    client, stubber = ecr
+    inspector_api, inspector_stub = inspector
+    argv = ARGS[:-4] + ["--timeout", "10", "--interval", "10"]
+    expect_start_of_run(stubber, scan_type="ENHANCED")
+    for _ in range(2):
+        stubber.add_response("describe_image_scan_findings", scan_response("ACTIVE", counts={}), DESCRIBE)
+        inspector_stub.add_response("list_coverage", coverage, COVERAGE)
+    code, out, _ = run(client, capsys, argv, inspector=inspector_api)
+    assert code == gate.EXIT_TIMEOUT
+    assert waiting in out
+
+
+def test_enhanced_coverage_that_lapsed_fails_with_what_to_do(ecr, inspector, capsys):
+    client, stubber = ecr
+    inspector_api, inspector_stub = inspector
+    # Inspector: "SCAN_ELIGIBILITY_EXPIRED - The configured scan duration has lapsed for this image"
+    expect_start_of_run(stubber, scan_type="ENHANCED", image=image_detail(pushed=T0 - timedelta(days=200)))
+    stubber.add_response("describe_image_scan_findings", scan_response("ACTIVE", counts={}), DESCRIBE)
+    inspector_stub.add_response("list_coverage", covered("SCAN_ELIGIBILITY_EXPIRED", code="INACTIVE"), COVERAGE)
+    code, out, _ = run(client, capsys, inspector=inspector_api)
+    assert code == gate.EXIT_FAILED
+    assert f"Inspector does not scan {IMAGE}: coverage INACTIVE/SCAN_ELIGIBILITY_EXPIRED" in out
+    assert "push it again (rebuild) or lengthen the duration" in out
+
+
+def test_enhanced_findings_over_threshold_fail_without_waiting_for_coverage(ecr, inspector, capsys):
+    client, stubber = ecr
+    inspector_api, _ = inspector
+    expect_start_of_run(stubber, scan_type="ENHANCED")
     stubber.add_response(
         "describe_image_scan_findings",
         scan_response(
@@ -283,7 +435,7 @@ def test_enhanced_scanning_critical_fails_and_names_vulnerability_and_package(ec
         ),
         DESCRIBE,
     )
-    code, out, _ = run(client, capsys)
+    code, out, _ = run(client, capsys, inspector=inspector_api)
     assert code == gate.EXIT_FAILED
     assert "enhanced scan ACTIVE has findings over threshold: CRITICAL 1 > max 0" in out
     top = [line for line in out.splitlines() if line.startswith("    - ")]
@@ -294,31 +446,31 @@ def test_enhanced_scanning_critical_fails_and_names_vulnerability_and_package(ec
     assert "must never be printed" not in out
 
 
-def test_enhanced_scan_not_found_yet_keeps_polling_when_start_is_refused(ecr, capsys):
+def test_enhanced_scan_not_found_waits_without_starting_a_basic_scan(ecr, capsys):
     client, stubber = ecr
+    # StartImageScan "Starts a basic image vulnerability scan": no use under enhanced scanning
+    argv = ARGS[:-4] + ["--timeout", "10", "--interval", "10"]
+    expect_start_of_run(stubber, scan_type="ENHANCED")
     scan_not_found(stubber)
-    stubber.add_client_error(
-        "start_image_scan",
-        service_error_code="ValidationException",
-        service_message="This operation is not supported for registries with enhanced scanning",
-        http_status_code=400,
-        expected_params=START,
-    )
-    # refused once: not asked again on the next poll
     scan_not_found(stubber)
-    stubber.add_response("describe_image_scan_findings",
-                         scan_response("PENDING", description="Scan pending.", with_findings=False), DESCRIBE)
-    stubber.add_response("describe_image_scan_findings", scan_response("ACTIVE", counts={"LOW": 1}), DESCRIBE)
-    code, out, clock = run(client, capsys)
-    assert code == gate.EXIT_OK
-    assert "StartImageScan refused (ValidationException: This operation is not supported" in out
-    assert f"waiting: scan of {IMAGE} is PENDING (Scan pending.)" in out
-    assert clock.sleeps == [10.0, 10.0, 10.0]
+    code, out, _ = run(client, capsys, argv)
+    assert code == gate.EXIT_TIMEOUT
+    assert "does a registry scan filter cover this repository?" in out
 
 
-@pytest.mark.parametrize("status", ["FAILED", "UNSUPPORTED_IMAGE", "SCAN_ELIGIBILITY_EXPIRED"])
-def test_unscannable_status_fails_with_a_clear_message(ecr, capsys, status):
+@pytest.mark.parametrize(
+    ("status", "hint"),
+    [
+        ("FAILED", ""),
+        ("UNSUPPORTED_IMAGE", ""),
+        ("SCAN_ELIGIBILITY_EXPIRED", ": the image was pushed longer ago than the registry's enhanced-scanning"),
+        ("LIMIT_EXCEEDED", ": ECR's scan limit for this image was reached"),
+        ("FINDINGS_UNAVAILABLE", ": ECR has no findings for this image"),
+    ],
+)
+def test_unscannable_status_fails_with_a_clear_message(ecr, capsys, status, hint):
     client, stubber = ecr
+    expect_start_of_run(stubber, scan_type="ENHANCED")
     stubber.add_response(
         "describe_image_scan_findings",
         scan_response(status, description="The image could not be scanned.", with_findings=False),
@@ -326,24 +478,57 @@ def test_unscannable_status_fails_with_a_clear_message(ecr, capsys, status):
     )
     code, out, clock = run(client, capsys)
     assert code == gate.EXIT_FAILED
-    assert (
-        f"FAIL: image cannot be scanned: scan status {status} (The image could not be scanned.) "
-        "(pass --allow-unscannable to let it through)"
-    ) in out
+    assert f"FAIL: image cannot be scanned: scan status {status} (The image could not be scanned.){hint}" in out
+    assert "(pass --allow-unscannable to let it through)" in out
     assert clock.sleeps == []
 
 
 def test_allow_unscannable_passes_a_failed_scan_with_a_warning(ecr, capsys, monkeypatch):
     client, stubber = ecr
     monkeypatch.setenv("IMAGE_SCAN_ALLOW_UNSCANNABLE", "true")
+    expect_start_of_run(stubber)
     stubber.add_response("describe_image_scan_findings", scan_response("FAILED", with_findings=False), DESCRIBE)
     code, out, _ = run(client, capsys)
     assert code == gate.EXIT_OK
     assert "PASS: WARNING: image NOT scanned (scan status FAILED)" in out
 
 
+def test_an_archived_image_fails_even_when_unscannable_images_are_allowed(ecr, capsys, monkeypatch):
+    client, stubber = ecr
+    monkeypatch.setenv("IMAGE_SCAN_ALLOW_UNSCANNABLE", "true")
+    # DescribeImages imageStatus ARCHIVED: an archived image must be restored before it can be pulled
+    expect_start_of_run(stubber, image=image_detail(status="ARCHIVED"))
+    stubber.add_response("describe_image_scan_findings", scan_response("IMAGE_ARCHIVED", with_findings=False),
+                         DESCRIBE)
+    code, out, _ = run(client, capsys)
+    assert code == gate.EXIT_FAILED
+    assert f"image {IMAGE} is ARCHIVED: it can be neither scanned nor pulled by ECS" in out
+
+
+def test_image_archived_scan_status_fails(ecr, capsys):
+    client, stubber = ecr
+    expect_start_of_run(stubber)
+    stubber.add_response("describe_image_scan_findings", scan_response("IMAGE_ARCHIVED", with_findings=False),
+                         DESCRIBE)
+    code, out, _ = run(client, capsys)
+    assert code == gate.EXIT_FAILED
+    assert f"image {IMAGE} is archived (scan status IMAGE_ARCHIVED)" in out
+
+
+def test_start_refused_for_an_archived_image_fails(ecr, capsys):
+    client, stubber = ecr
+    expect_start_of_run(stubber)
+    scan_not_found(stubber)
+    stubber.add_client_error("start_image_scan", service_error_code="ImageArchivedException",
+                             service_message="The image is archived.", http_status_code=400, expected_params=START)
+    code, out, _ = run(client, capsys)
+    assert code == gate.EXIT_FAILED
+    assert "is ARCHIVED" in out
+
+
 def test_unsupported_image_type_on_start_fails(ecr, capsys):
     client, stubber = ecr
+    expect_start_of_run(stubber)
     scan_not_found(stubber)
     stubber.add_client_error(
         "start_image_scan",
@@ -360,6 +545,7 @@ def test_unsupported_image_type_on_start_fails(ecr, capsys):
 def test_timeout_reports_the_last_state_seen(ecr, capsys):
     client, stubber = ecr
     argv = ARGS[:-4] + ["--timeout", "30", "--interval", "10"]
+    expect_start_of_run(stubber)
     for _ in range(4):
         stubber.add_response("describe_image_scan_findings",
                              scan_response("IN_PROGRESS", with_findings=False), DESCRIBE)
@@ -371,6 +557,7 @@ def test_timeout_reports_the_last_state_seen(ecr, capsys):
 
 def test_top_findings_come_from_every_page(ecr, capsys):
     client, stubber = ecr
+    expect_start_of_run(stubber)
     first = scan_response(
         "COMPLETE",
         counts={"CRITICAL": 1, "MEDIUM": 2},
@@ -390,12 +577,17 @@ def test_top_findings_come_from_every_page(ecr, capsys):
 
 def test_image_not_found_fails(ecr, capsys):
     client, stubber = ecr
+    stubber.add_response(
+        "get_registry_scanning_configuration",
+        {"registryId": ACCOUNT, "scanningConfiguration": {"scanType": "BASIC", "rules": []}},
+        {},
+    )
     stubber.add_client_error(
-        "describe_image_scan_findings",
+        "describe_images",
         service_error_code="ImageNotFoundException",
         service_message=f"The image with imageId {{imageTag:'{TAG}'}} does not exist",
         http_status_code=400,
-        expected_params=DESCRIBE,
+        expected_params=IMAGES,
     )
     code, out, _ = run(client, capsys)
     assert code == gate.EXIT_FAILED
@@ -404,6 +596,7 @@ def test_image_not_found_fails(ecr, capsys):
 
 def test_aws_error_exits_4_with_the_api_message(ecr, capsys):
     client, stubber = ecr
+    expect_start_of_run(stubber)
     stubber.add_client_error(
         "describe_image_scan_findings",
         service_error_code="AccessDeniedException",
@@ -421,6 +614,7 @@ def test_arguments_fall_back_to_environment(ecr, capsys, monkeypatch):
     monkeypatch.setenv("IMAGE_REPOSITORY", REPOSITORY)
     monkeypatch.setenv("IMAGE_TAG", TAG)
     monkeypatch.setenv("IMAGE_SCAN_MAX_HIGH", "0")
+    expect_start_of_run(stubber)
     stubber.add_response("describe_image_scan_findings", scan_response("COMPLETE", counts={"HIGH": 1}), DESCRIBE)
     code, out, _ = run(client, capsys, [])
     assert code == gate.EXIT_FAILED
@@ -429,6 +623,13 @@ def test_arguments_fall_back_to_environment(ecr, capsys, monkeypatch):
 
 def test_a_digest_is_looked_up_by_digest(ecr, capsys):
     client, stubber = ecr
+    stubber.add_response(
+        "get_registry_scanning_configuration",
+        {"registryId": ACCOUNT, "scanningConfiguration": {"scanType": "BASIC", "rules": []}},
+        {},
+    )
+    stubber.add_response("describe_images", {"imageDetails": [image_detail()]},
+                         {"repositoryName": REPOSITORY, "imageIds": [{"imageDigest": DIGEST}]})
     stubber.add_response(
         "describe_image_scan_findings",
         scan_response("COMPLETE", counts={}),
@@ -452,6 +653,11 @@ def test_decide_treats_an_unknown_status_as_unscannable():
     observation = gate.Observation(findings=scan_response("SOMETHING_NEW", with_findings=False))
     assert gate.decide(IMAGE, observation, gate.Thresholds()).state == gate.FAILED
     assert gate.decide(IMAGE, observation, gate.Thresholds(), allow_unscannable=True).state == gate.PASSED
+
+
+def test_decide_never_passes_zero_findings_without_the_push_time():
+    observation = gate.Observation(findings=scan_response("COMPLETE", counts={}), scan_type="BASIC")
+    assert gate.decide(IMAGE, observation, gate.Thresholds()).state == gate.WAITING
 
 
 @pytest.mark.parametrize(
@@ -493,8 +699,26 @@ def test_cli_without_required_arguments_exits_2():
     assert "missing --tag" in result.stderr
 
 
-def test_role_is_assumed_and_the_ecr_client_signs_with_its_credentials(monkeypatch):
-    role = f"arn:aws:iam::{ACCOUNT}:role/notes-web-dev-image-scanner"
+def assumed(access_key, expiration):
+    return {
+        "Credentials": {
+            "AccessKeyId": access_key,
+            "SecretAccessKey": f"secret-of-{access_key}",
+            "SessionToken": f"token-of-{access_key}",
+            "Expiration": expiration,
+        },
+        "AssumedRoleUser": {
+            "AssumedRoleId": "AROAEXAMPLE:image-scan-gate",
+            "Arn": f"arn:aws:sts::{ACCOUNT}:assumed-role/notes-web-dev-deploy-verifier/image-scan-gate",
+        },
+    }
+
+
+ROLE = f"arn:aws:iam::{ACCOUNT}:role/notes-web-dev-deploy-verifier"
+ASSUME = {"RoleArn": ROLE, "RoleSessionName": "image-scan-gate", "DurationSeconds": 3600}
+
+
+def test_role_is_assumed_and_both_clients_sign_with_its_credentials(monkeypatch):
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)
@@ -506,38 +730,39 @@ def test_role_is_assumed_and_the_ecr_client_signs_with_its_credentials(monkeypat
         made = real_client(self, service_name, *args, **kwargs)
         if service_name == "sts":
             stubber = Stubber(made)
-            stubber.add_response(
-                "assume_role",
-                {
-                    "Credentials": {
-                        "AccessKeyId": "ASIAASSUMEDROLEKEY01",
-                        "SecretAccessKey": "assumed-secret",
-                        "SessionToken": "assumed-session-token",
-                        "Expiration": T0,
-                    },
-                    "AssumedRoleUser": {
-                        "AssumedRoleId": "AROAEXAMPLE:image-scan-gate",
-                        "Arn": f"arn:aws:sts::{ACCOUNT}:assumed-role/notes-web-dev-image-scanner/image-scan-gate",
-                    },
-                },
-                {"RoleArn": role, "RoleSessionName": "image-scan-gate", "DurationSeconds": 3600},
-            )
+            stubber.add_response("assume_role", assumed("ASIAASSUMEDROLEKEY01",
+                                                        datetime.now(timezone.utc) + timedelta(hours=1)), ASSUME)
             stubber.activate()
             stubbers.append(stubber)
         return made
 
     monkeypatch.setattr(boto3.Session, "client", client)
-    ecr = gate.ecr_client(REGION, role)
+    ecr, inspector = gate.clients(REGION, ROLE)
     assert len(stubbers) == 1
     stubbers[0].assert_no_pending_responses()
-    credentials = ecr._request_signer._credentials.get_frozen_credentials()
-    assert credentials.access_key == "ASIAASSUMEDROLEKEY01"
-    assert credentials.secret_key == "assumed-secret"
-    assert credentials.token == "assumed-session-token"
-    assert ecr.meta.region_name == REGION and ecr.meta.service_model.service_name == "ecr"
+    for made in (ecr, inspector):
+        credentials = made._request_signer._credentials.get_frozen_credentials()
+        assert credentials.access_key == "ASIAASSUMEDROLEKEY01"
+        assert credentials.secret_key == "secret-of-ASIAASSUMEDROLEKEY01"
+        assert credentials.token == "token-of-ASIAASSUMEDROLEKEY01"
+    assert ecr.meta.region_name == REGION and inspector.meta.service_model.service_name == "inspector2"
 
 
-def test_cli_assumes_the_scanner_role_and_gates_through_real_clients(monkeypatch, capsys):
+def test_assumed_role_credentials_renew_before_they_expire(monkeypatch):
+    # a chained role session lasts at most one hour; a prod rollout can be waited on for longer
+    sts = boto3.client("sts", region_name=REGION, aws_access_key_id="testing", aws_secret_access_key="testing")
+    with Stubber(sts) as stubber:
+        stubber.add_response("assume_role", assumed("ASIAFIRSTSESSION0001",
+                                                    datetime.now(timezone.utc) + timedelta(minutes=2)), ASSUME)
+        stubber.add_response("assume_role", assumed("ASIASECONDSESSION001",
+                                                    datetime.now(timezone.utc) + timedelta(hours=1)), ASSUME)
+        session = gate.assumed_session(region=REGION, role_arn=ROLE, session_name="image-scan-gate", sts=sts)
+        credentials = session.client("ecr")._request_signer._credentials.get_frozen_credentials()
+        stubber.assert_no_pending_responses()
+    assert credentials.access_key == "ASIASECONDSESSION001"
+
+
+def test_cli_assumes_the_role_and_gates_through_real_clients(monkeypatch, capsys):
     from moto import mock_aws
 
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
@@ -553,11 +778,10 @@ def test_cli_assumes_the_scanner_role_and_gates_through_real_clients(monkeypatch
             "layers": [],
         }
         ecr.put_image(repositoryName=REPOSITORY, imageManifest=json.dumps(manifest), imageTag=TAG)
-        role = f"arn:aws:iam::{ACCOUNT}:role/notes-web-dev-image-scanner"
-        argv = ["--repository", REPOSITORY, "--tag", TAG, "--region", REGION, "--role-arn", role,
+        argv = ["--repository", REPOSITORY, "--tag", TAG, "--region", REGION, "--role-arn", ROLE,
                 "--interval", "1"]
         clock = FakeClock()
         # no scan yet (no scan on push): the gate starts one; moto then reports a single HIGH finding
         assert gate.main(argv, sleep=clock.sleep, clock=clock.monotonic) == gate.EXIT_OK
         out = capsys.readouterr().out
-        assert f"role={role}" in out and "started a basic scan" in out and "PASS" in out and "HIGH 1" in out
+        assert f"role={ROLE}" in out and "started a basic scan" in out and "PASS" in out and "HIGH 1" in out

@@ -1,7 +1,9 @@
 import importlib.util
+import json
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
 import pytest
@@ -150,3 +152,85 @@ def test_readiness_gives_up_at_the_deadline_with_the_last_answer():
 
 def test_safe_url_drops_credentials_and_query():
     assert smoke.safe_url("https://u:p@example.com:8443/base?token=abc") == "https://example.com:8443/base"
+
+
+class Recording:
+    """A client that answers from a script and keeps every request it was sent."""
+
+    def __init__(self, *answers):
+        self.answers = list(answers)
+        self.sent = []
+
+    def request(self, method, path, body=None, *, headers=None, **kwargs):
+        self.sent.append((method, path, body, dict(headers or {})))
+        answer = self.answers.pop(0)
+        if isinstance(answer, Exception):
+            raise answer
+        status, payload = answer
+        return smoke.Response(status, {"content-type": "application/json"}, json.dumps(payload).encode())
+
+
+def make_smoke(client, clock=None):
+    clock = clock or FakeClock()
+    return smoke.Smoke(client, expect_environment=None, expect_version=None, ready_wait=30, clock=clock,
+                       sleep=clock.sleep)
+
+
+def test_healthz_through_a_load_balancer_waits_out_503_and_502():
+    # an ALB answers 503 while its target group has no healthy target, 502 when a target closes the connection
+    client = Recording((503, {}), (502, {}), (200, {"status": "ok"}))
+    assert make_smoke(client).healthz() == "200 after 3 attempt(s)"
+
+
+def test_still_503_when_the_readiness_wait_runs_out_is_a_retryable_failure():
+    clock = FakeClock()
+    runner = make_smoke(ScriptedClient(503), clock)
+    with pytest.raises(smoke.NotReady) as raised:
+        runner.healthz()
+    assert raised.value.retryable
+    assert "still HTTP 503" in str(raised.value)
+    assert clock.now == 30
+
+
+def test_the_note_is_created_with_one_idempotency_key_per_run_and_a_lost_answer_is_replayed():
+    created = {"id": 7, "title": "t", "body": "b"}
+    client = Recording(smoke.Unreachable("POST /api/notes: no response"), (201, created))
+    runner = make_smoke(client)
+    resp = runner._create({"title": "t", "body": "b"})
+    assert resp.status == 201
+    keys = [headers.get("Idempotency-Key") for method, _, _, headers in client.sent]
+    assert [method for method, *_ in client.sent] == ["POST", "POST"]
+    # the same key on the retry: the service answers a replay with the same note, never a second one
+    assert keys[0] == keys[1] == runner.idempotency_key
+    assert str(uuid.UUID(keys[0])) == keys[0]
+    assert make_smoke(Recording()).idempotency_key != runner.idempotency_key
+
+
+def test_a_spent_budget_starts_no_request():
+    clock = FakeClock()
+    client = smoke.Client("http://127.0.0.1:9", timeout=5, deadline=10, clock=clock)
+    clock.now = 10
+    with pytest.raises(smoke.OutOfTime):
+        client.request("GET", "/healthz")
+
+
+def test_no_request_outlives_the_budget(monkeypatch):
+    clock = FakeClock()
+    client = smoke.Client("http://127.0.0.1:9", timeout=5, deadline=2.5, clock=clock)
+    seen = {}
+
+    def fake_open(req, timeout):
+        seen["timeout"] = timeout
+        raise OSError("refused")
+
+    monkeypatch.setattr(client._opener, "open", fake_open)
+    with pytest.raises(smoke.Unreachable):
+        client.request("GET", "/healthz")
+    assert seen["timeout"] == 2.5
+
+
+def test_out_of_time_marks_the_remaining_checks_not_run_and_retryable(service_url):
+    results = smoke.run_smoke(service_url, budget=0.0)
+    assert [r.ok for r in results] == [False] * 5
+    assert all(r.retryable for r in results)
+    assert results[-1].detail == "not run: out of time"
