@@ -2,10 +2,12 @@ from __future__ import annotations
 
 import math
 
+from aws_cdk import Duration
 from aws_cdk import aws_iam as iam
 from aws_cdk import pipelines
 
 from config import EnvironmentConfig
+from stages.alarm_timing import minimum_step_bake
 from stages.service_stage import ServiceStage
 
 # Same boto3 as the service image's lock; the step installs only this.
@@ -14,13 +16,17 @@ BOTO3 = "boto3==1.44.8"
 
 # Beyond the ECS rollout itself: task start, health checks, the lifecycle hook and the API's eventual consistency.
 ROLLOUT_MARGIN_SECONDS = 900
+# The scan gate's own wait (image_scan_gate.py default) and the smoke test.
+SCAN_SECONDS = 600
+SMOKE_SECONDS = 300
 
 
 def rollout_timeout_seconds(env: EnvironmentConfig) -> int:
     """How long Verify waits for the rollout: every traffic-shift step's bake, the final bake, and a margin."""
     deployment = env.deployment
     steps = {"CANARY": 1, "LINEAR": math.ceil(100 / deployment.linear_step_percent) - 1}.get(deployment.strategy, 0)
-    return ROLLOUT_MARGIN_SECONDS + 60 * (steps * deployment.step_bake_minutes + deployment.bake_minutes)
+    step_bake = max(deployment.step_bake_minutes, int(minimum_step_bake(env).to_minutes()))
+    return ROLLOUT_MARGIN_SECONDS + 60 * (steps * step_bake + deployment.bake_minutes)
 
 
 def verification_step(*, env: EnvironmentConfig, stage: ServiceStage, scan_image: bool) -> pipelines.CodeBuildStep:
@@ -61,4 +67,5 @@ def verification_step(*, env: EnvironmentConfig, stage: ServiceStage, scan_image
             'python3 smoke/smoke_test.py --base-url "$SERVICE_URL" --expect-environment "$EXPECTED_ENVIRONMENT"',
         ],
         role_policy_statements=[iam.PolicyStatement(actions=["sts:AssumeRole"], resources=[role_arn])],
+        timeout=Duration.seconds(SCAN_SECONDS + rollout_timeout_seconds(env) + SMOKE_SECONDS),
     )

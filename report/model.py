@@ -9,6 +9,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field, replace
 
+from stages.alarm_timing import PUBLISHING_DELAY_S, decision_bound_s
+
 # ---------------------------------------------------------------------------------------------------------------
 # Timing assumptions (seconds). Each is stated once, with its source, in ASSUMPTIONS (rendered in the report).
 # ---------------------------------------------------------------------------------------------------------------
@@ -43,6 +45,7 @@ DOCS = {
     "ecs_stop_timeout": "https://docs.aws.amazon.com/AmazonECS/latest/developerguide/task_definition_parameters.html#container_definition_timeout",
     "ecs_grace": "https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_CreateService.html#ECS-CreateService-request-healthCheckGracePeriodSeconds",
     "cw_alarm_eval": "https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/AlarmThatSendsEmail.html#alarm-evaluation",
+    "alb_metrics": "https://docs.aws.amazon.com/elasticloadbalancing/latest/application/load-balancer-cloudwatch-metrics.html",
     "cdk_pipelines": "https://docs.aws.amazon.com/cdk/api/v2/docs/aws-cdk-lib.pipelines-readme.html",
 }
 
@@ -72,8 +75,12 @@ ASSUMPTIONS: list[tuple[str, str, str]] = [
      f"{DOCS['alb_dereg']}; {DOCS['ecs_stop_timeout']}"),
     ("Rolling batches from minimumHealthyPercent / maximumPercent", "formula", DOCS["ecs_rolling"]),
     ("Canary: lifecycle hook (smoke test) run", f"{LIFECYCLE_HOOK_S} s", f"estimate; {DOCS['ecs_canary']}"),
-    ("Alarm decision = period × datapoints to alarm (publishing/evaluation latency not modelled)", "formula",
-     f"{DOCS['cw_alarm_eval']}; {DOCS['ecs_alarms']}"),
+    ("Alarm decision bound = period × evaluation periods + one period (traffic shifts mid-period) + publishing "
+     "delay + evaluation interval (10 s for 10/30 s periods, else 60 s); stages/alarm_timing.py",
+     f"formula; publishing delay {PUBLISHING_DELAY_S} s",
+     f"{DOCS['alb_metrics']} (\"sends its metrics in 60-second intervals\"); {DOCS['cw_alarm_eval']}; {DOCS['ecs_alarms']}"),
+    ("Bad canary: every request the canary serves answers 5xx; a per-target-group rate sees it at its own rate, a "
+     "load-balancer rate diluted by the canary percentage", "model", DOCS["alb_metrics"]),
     ("Human waits (manual approvals) excluded from lead time", "0 s", "by definition of the metric"),
     ("CDK Pipelines defaults: publishAssetsInParallel=true, useChangeSets=true", "one action per asset; "
      "prepare+execute per stack", DOCS["cdk_pipelines"]),
@@ -114,10 +121,14 @@ class Alarm:
     name: str
     period_s: int
     datapoints: int
+    evaluation_periods: int = 0  # 0: as many as datapoints
+    threshold: float | None = None
+    rate_scope: str | None = None  # 5xx rate alarms: "target group" (each alone) or "load balancer"
 
     @property
     def decision_s(self) -> int:
-        return self.period_s * self.datapoints
+        """Upper bound from bad traffic to ALARM (stages/alarm_timing.py), held condition assumed."""
+        return decision_bound_s(self.period_s, self.evaluation_periods or self.datapoints)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -173,7 +184,20 @@ def alarm_of(props: dict) -> Alarm:
         period = max(_int(p) for p in periods)
     evaluation = _int(props.get("EvaluationPeriods"), 1)
     datapoints = _int(props.get("DatapointsToAlarm"), evaluation)
-    return Alarm(name=str(props.get("AlarmName", "")), period_s=_int(period), datapoints=datapoints)
+    threshold = props.get("Threshold")
+    return Alarm(name=str(props.get("AlarmName", "")), period_s=_int(period), datapoints=datapoints,
+                 evaluation_periods=evaluation, threshold=float(threshold) if threshold is not None else None,
+                 rate_scope=_rate_scope(props))
+
+
+def _rate_scope(props: dict) -> str | None:
+    """A 5xx-per-requests expression: judged per target group when every input carries a TargetGroup dimension."""
+    stats = [m["MetricStat"]["Metric"] for m in props.get("Metrics", []) if "MetricStat" in m]
+    names = {m.get("MetricName", "") for m in stats}
+    if "RequestCount" not in names or not any("5XX" in n for n in names):
+        return None
+    grouped = all(any(d.get("Name") == "TargetGroup" for d in m.get("Dimensions", [])) for m in stats)
+    return "target group" if grouped else "load balancer"
 
 
 def _attributes(props: dict) -> dict[str, str]:
@@ -308,6 +332,42 @@ def rollout(svc: Service, tasks: int | None = None) -> Rollout:
 def with_cdk_default_health(svc: Service) -> Service:
     return replace(svc, health_interval_s=CDK_DEFAULT_HEALTH_INTERVAL_S,
                    healthy_threshold=CDK_DEFAULT_HEALTHY_THRESHOLD, deregistration_s=CDK_DEFAULT_DEREGISTRATION_S)
+
+
+@dataclass(frozen=True, kw_only=True)
+class CanaryVerdict:
+    """How the deployment 5xx-rate alarms see a canary of which `failing_percent` of requests answer 5xx."""
+    canary_percent: float
+    failing_percent: float
+    seen: tuple[tuple[Alarm, float], ...]  # (rate alarm, the rate it sees)
+    canary_bake_s: int
+
+    @property
+    def tripping(self) -> list[Alarm]:
+        return [a for a, rate in self.seen if a.threshold is not None and rate >= a.threshold]
+
+    @property
+    def decision_s(self) -> int | None:
+        return min((a.decision_s for a in self.tripping), default=None)
+
+    @property
+    def caught_before_promotion(self) -> bool:
+        return self.decision_s is not None and self.decision_s <= self.canary_bake_s
+
+
+def bad_canary(env: Environment, failing_percent: float = 100.0) -> CanaryVerdict | None:
+    """None unless the environment deploys by canary."""
+    svc = env.service
+    if svc is None or svc.canary_percent is None:
+        return None
+    seen = []
+    for alarm in deployment_alarms(env):
+        if alarm.rate_scope == "target group":
+            seen.append((alarm, failing_percent))
+        elif alarm.rate_scope == "load balancer":
+            seen.append((alarm, failing_percent * svc.canary_percent / 100))
+    return CanaryVerdict(canary_percent=svc.canary_percent, failing_percent=failing_percent, seen=tuple(seen),
+                         canary_bake_s=svc.canary_bake_min * 60)
 
 
 def deployment_alarms(env: Environment) -> list[Alarm]:

@@ -84,10 +84,10 @@ def render_markdown(report: Report, *, picture: str, assembly_path: str) -> str:
             continue
         fastest = model.deployment_alarms(env)[0] if env.service.alarm_names else None
         r = model.rollout(env.service)
-        fastest_text = f"{fmt(fastest.decision_s)} ({fastest.name})" if fastest else "no deployment alarm"
+        fastest_text = f"≤ {fmt(fastest.decision_s)} ({fastest.name})" if fastest else "no deployment alarm"
         cost = model.monthly_cost(env)[-1][1]
         out.append(f"- {env.name}: rollback decision {fastest_text}; all {r.tasks} task(s) replaced in "
-                   f"{fmt(r.replace_s)}; ~USD {cost:,.2f}/month.")
+                   f"{fmt(r.replace_s)}; ~USD {cost:,.2f}/month." + _canary_headline(model.bad_canary(env)))
     out += ["", f"![Modelled pipeline timeline]({picture})", "", "## 1. Critical path (this pipeline)", "",
             "Stages run in order; inside a stage, actions with the same RunOrder run in parallel and the group "
             "lasts as long as its slowest action. Approvals count as 0 s (human wait excluded). The stack that "
@@ -113,9 +113,11 @@ def render_markdown(report: Report, *, picture: str, assembly_path: str) -> str:
             "<details><summary>Every action under the defaults</summary>", ""]
     out += _steps_table(report.defaults)
     out += ["", "</details>", "", "## 3. Rollback, replacement, approvals and bake per environment", "",
-            "Rollback decision for a deployment alarm = period × datapoints to alarm, from the first bad "
-            "datapoint (metric publishing and evaluation latency, typically up to a minute, is not included). "
-            "ECS rolls back as soon as any deployment alarm is in ALARM.", "",
+            "Rollback decision bound for a deployment alarm, from the moment traffic reaches a bad revision: "
+            "period × evaluation periods, plus one period (the traffic shift lands anywhere inside one), plus "
+            "the publishing delay and the alarm's evaluation interval (stages/alarm_timing.py, the same numbers "
+            "the alarms are built from). ECS rolls back as soon as any deployment alarm is in ALARM; a canary "
+            "must bake at least as long as its slowest deployment alarm needs.", "",
             "Task replacement with a healthy change:", "",
             "```",
             "healthy  = max(grace period, health-check interval × healthy threshold)",
@@ -137,10 +139,12 @@ def render_markdown(report: Report, *, picture: str, assembly_path: str) -> str:
             out += ["No ECS service in this stage.", ""]
             continue
         alarms = model.deployment_alarms(env)
-        out += ["| deployment alarm | period | datapoints to alarm | decision |", "|---|---|---|---|"]
+        out += ["| deployment alarm | period | datapoints / evaluation periods | decision bound |", "|---|---|---|---|"]
         for i, a in enumerate(alarms):
             mark = " **(fastest)**" if i == 0 else ""
-            out.append(f"| {a.name}{mark} | {a.period_s} s | {a.datapoints} | {fmt(a.decision_s)} |")
+            out.append(f"| {a.name}{mark} | {a.period_s} s | {a.datapoints}/{a.evaluation_periods or a.datapoints} | "
+                       f"{fmt(a.decision_s)} |")
+        out += _canary_table(env, alarms)
         r = model.rollout(svc)
         r_max = model.rollout(svc, svc.max_tasks)
         r_def = model.rollout(model.with_cdk_default_health(svc))
@@ -179,6 +183,37 @@ def render_markdown(report: Report, *, picture: str, assembly_path: str) -> str:
     out += [f"| {name} | {usd:,.2f} |" for name, usd in totals]
     out += [f"| **Total** | **{sum(u for _, u in totals):,.2f}** |", ""]
     return "\n".join(out)
+
+
+def _canary_headline(verdict: model.CanaryVerdict | None) -> str:
+    if verdict is None:
+        return ""
+    if verdict.decision_s is None:
+        return f" Bad canary at {verdict.canary_percent:g} % traffic: no deployment 5xx-rate alarm sees it."
+    ok = "caught before promotion" if verdict.caught_before_promotion else "**promoted before the alarms can decide**"
+    return (f" Bad canary at {verdict.canary_percent:g} % traffic: rollback decision ≤ {fmt(verdict.decision_s)}, "
+            f"canary bake {fmt(verdict.canary_bake_s)} ({ok}).")
+
+
+def _canary_table(env: Environment, alarms: list[model.Alarm]) -> list[str]:
+    first = model.bad_canary(env)
+    if first is None:
+        return []
+    slowest = max(alarms, key=lambda a: a.decision_s)
+    bake_ok = "≥" if first.canary_bake_s >= slowest.decision_s else "**<**"
+    rows = ["", f"Canary at {first.canary_percent:g} % of traffic: its bake of {fmt(first.canary_bake_s)} {bake_ok} the "
+            f"slowest deployment alarm's decision bound ({fmt(slowest.decision_s)}, {slowest.name}). A bad canary "
+            "as the 5xx-rate alarms see it (rate seen / threshold):", ""]
+    names = [a.name for a, _ in first.seen]
+    rows += ["| canary requests failing | " + " | ".join(names) + " | rollback decision |",
+             "|---|" + "---|" * len(names) + "---|"]
+    for failing in (100.0, 5.0):
+        verdict = model.bad_canary(env, failing)
+        assert verdict is not None
+        cells = [f"{rate:g} % / {a.threshold:g} %" + (" ✓" if a in verdict.tripping else "") for a, rate in verdict.seen]
+        decision = f"≤ {fmt(verdict.decision_s)}" if verdict.decision_s is not None else "not seen"
+        rows.append(f"| {failing:g} % | " + " | ".join(cells) + f" | {decision} |")
+    return rows
 
 
 def _stage_span(steps: list[Step], stage: str) -> int:

@@ -59,6 +59,12 @@ class Dashboard(Construct):
                 width=8,
             ),
         )
+        # The deployment alarms' own expressions, with their thresholds: what ECS rolls back on, as ECS sees it.
+        self.dashboard.add_widgets(
+            cw.AlarmWidget(title="5xx % (targets and load balancer)", alarm=alarms.error_rate, width=12),
+            cw.AlarmWidget(title="5xx % of the worst target group (a canary at its own rate)",
+                           alarm=alarms.target_group_error_rate, width=12),
+        )
         self.dashboard.add_widgets(
             cw.GraphWidget(
                 title="Healthy / unhealthy targets",

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from config import AppConfig, EnvironmentConfig
 
-DEPLOYMENT_ALARMS = ("target-5xx-rate", "app-server-errors", "p99-latency", "unhealthy-targets")
+DEPLOYMENT_ALARMS = ("5xx-rate", "tg-5xx-rate", "app-server-errors", "p99-latency", "unhealthy-targets")
 # IAM role names are at most 64 characters; config keeps the environment prefix short enough for every kind below.
 ROLE_KINDS = ("task", "task-execution", "deploy-verifier")
 

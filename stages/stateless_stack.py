@@ -16,7 +16,7 @@ from stages.dashboard import Dashboard
 from stages.deployment_events import DeploymentEvents
 from stages.deployment_hook import DeploymentHook
 from stages.nag import acknowledge_wildcards
-from stages.naming import role_name
+from stages.naming import DEPLOYMENT_ALARMS, alarm_name, role_name
 from stages.load_balancer import TEST_LISTENER_PORT, LoadBalancer
 from stages.remediation import Remediation
 from stages.service_alarms import ServiceAlarms
@@ -98,8 +98,10 @@ class StatelessStack(EnvironmentStack):
             service=self.web.service,
             alarm=self.alarms.tasks_below_minimum,
             topic=self.alerting.critical,
+            deployment_alarm_names=[alarm_name(app_config, config, kind) for kind in DEPLOYMENT_ALARMS],
         )
-        DeploymentEvents(self, "DeploymentEvents", service=self.web.service, topic=self.alerting.critical)
+        # The composite alarm pages when users are hurt; a rollback itself is worth a warning.
+        DeploymentEvents(self, "DeploymentEvents", service=self.web.service, topic=self.alerting.warning)
         if self.load_balancer.test_listener is not None:
             hook = DeploymentHook(
                 self,
@@ -108,6 +110,7 @@ class StatelessStack(EnvironmentStack):
                 vpc=vpc,
                 key=key,
                 test_url=f"http://{alb.load_balancer_dns_name}:{TEST_LISTENER_PORT}",
+                expected_version=self.image_asset.asset_hash[:12],
             )
             self.web.add_lifecycle_hook(hook.function)
 

@@ -13,6 +13,7 @@ from constructs import Construct
 
 from stages.retention import retention
 from config import AppConfig, EnvironmentConfig
+from stages.alarm_timing import minimum_step_bake
 from stages.app_secrets import AppSecrets
 from stages.database import Database
 from stages.load_balancer import LoadBalancer
@@ -128,7 +129,10 @@ class WebService(Construct):
         traffic_shift = (
             ecs.TrafficShiftConfig(
                 step_percent=deployment.canary_percent if deployment.strategy == "CANARY" else deployment.linear_step_percent,
-                step_bake_time=Duration.minutes(deployment.step_bake_minutes),
+                # Traffic stays at each step until the slowest deployment alarm could have decided.
+                step_bake_time=Duration.minutes(
+                    max(deployment.step_bake_minutes, int(minimum_step_bake(config).to_minutes()))
+                ),
             )
             if deployment.strategy in ("CANARY", "LINEAR")
             else None

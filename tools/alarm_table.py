@@ -5,6 +5,7 @@
 One table per environment (pipeline order), one row per alarm: metric alarms, metric-math alarms, anomaly-detection
 alarms and composite alarms, with the SNS topic (warning or critical) each one notifies on ALARM and on OK and
 whether the ECS service rolls a deployment back on it (its name is in DeploymentConfiguration.Alarms.AlarmNames).
+The heading line names the alarms that page (notify the critical topic).
 """
 
 from __future__ import annotations
@@ -225,9 +226,11 @@ def _metric_alarm(props: dict[str, Any], common: dict[str, Any]) -> AlarmRow:
     if band_id:
         band = queries[band_id]
         watched = [q for q in props["Metrics"] if q.get("ReturnData", True) and q["Id"] != band_id]
+        inputs = [q for q in props["Metrics"] if q is not band and q not in watched]
         return AlarmRow(
             kind="anomaly",
-            metric="; ".join(_query_text(q) for q in watched),
+            metric="; ".join(_query_text(q) for q in watched)
+            + (" where " + ", ".join(f"{q['Id']} = {_query_text(q)}" for q in inputs) if inputs else ""),
             statistic=statistic,
             threshold=f"{comparison} band {band.get('Expression', band_id)}",
             period=", ".join(_period(p) for p in periods),
@@ -338,10 +341,12 @@ def render(environments: list[EnvironmentAlarms]) -> str:
     for env in environments:
         rows = env.rows
         deployment = sum(row.deployment_alarm for row in rows)
+        paging = [row.name for row in rows if any(action.startswith("critical") for action in row.alarm_actions)]
         lines += [
             f"## {env.environment}",
             "",
-            f"{len(rows)} alarms from {', '.join(env.stacks)}; {deployment} roll an ECS deployment back.",
+            f"{len(rows)} alarms from {', '.join(env.stacks)}; {deployment} roll an ECS deployment back; "
+            f"{len(paging)} notify the critical topic (page): {', '.join(paging) or 'none'}.",
             "",
             "| " + " | ".join(COLUMNS) + " |",
             "|" + "|".join("---" for _ in COLUMNS) + "|",

@@ -201,7 +201,7 @@ def test_hand_made_template_every_kind_of_alarm(tmp_path: Path) -> None:
 
     volume = rows["Volume"]
     assert volume.kind == "anomaly"
-    assert volume.metric == "AWS/ApplicationELB/RequestCount (Sum, 5 min)"
+    assert volume.metric == "AWS/ApplicationELB/RequestCount (Sum, 5 min)"  # watched directly: no inputs
     assert volume.threshold == "below band ANOMALY_DETECTION_BAND(m0, 2)"
     assert (volume.datapoints, volume.missing_data) == ("3/3", "ignore")
 
@@ -214,7 +214,7 @@ def test_hand_made_template_every_kind_of_alarm(tmp_path: Path) -> None:
     table = [line for line in text.splitlines() if line.startswith("| ") and not line.startswith("| alarm |")]
     assert len(table) == 5
     assert all(line.count(" | ") == 10 for line in table)  # eleven columns; no stray pipes from cell text
-    assert "2 roll an ECS deployment back" in text
+    assert "2 roll an ECS deployment back; 2 notify the critical topic (page): app-5xx-rate, users-affected." in text
 
 
 def test_pipes_in_cells_are_escaped(tmp_path: Path) -> None:
@@ -223,6 +223,18 @@ def test_pipes_in_cells_are_escaped(tmp_path: Path) -> None:
     text = render(collect(write_assembly(tmp_path, {"Test": template})))
     row = next(line for line in text.splitlines() if line.startswith("| app-5xx-rate |"))
     assert "IF(e > 0 \\|\\| r > 0, e, 0)" in row and row.count(" | ") == 10
+
+
+def test_anomaly_band_over_an_expression_names_its_inputs(tmp_path: Path) -> None:
+    template = json.loads(json.dumps(HAND_MADE))
+    metrics = template["Resources"]["Volume"]["Properties"]["Metrics"]
+    metrics[1] = {"Id": "m0", "Expression": "FILL(requests, 0)", "ReturnData": True}
+    metrics.append({"Id": "requests", "ReturnData": False, "MetricStat": {
+        "Metric": {"Namespace": "AWS/ApplicationELB", "MetricName": "RequestCount"}, "Period": 300, "Stat": "Sum"}})
+    (env,) = collect(write_assembly(tmp_path, {"Test": template}))
+    volume = rows_by_name(env.rows)["Volume"]
+    assert volume.metric == "FILL(requests, 0) where requests = AWS/ApplicationELB/RequestCount (Sum, 5 min)"
+    assert (volume.kind, volume.period) == ("anomaly", "5 min")
 
 
 def test_environments_in_pipeline_order(tmp_path: Path) -> None:
@@ -255,6 +267,11 @@ def test_real_assembly_every_alarm_of_every_environment(
         kinds = [row.kind for row in rows]
         assert kinds.count("composite") == len(composites) >= 1
         assert kinds.count("anomaly") >= 1 and kinds.count("math") >= 1
+        # One page per incident: the composite and database storage notify the critical topic, nothing else.
+        paging = {row.logical_id for row in rows if row.alarm_actions[0].startswith("critical (")}
+        assert paging == {k for k in set(alarms) | set(composites)
+                          if k.startswith(("AlarmsServiceUnhealthy", "AlarmsDatabaseFreeStorage"))}
+        assert len(paging) == 2
         # Every alarm notifies one of the environment's two topics, on ALARM and on OK alike.
         for row in rows:
             assert len(row.alarm_actions) == 1 and row.alarm_actions[0].split(" ")[0] in ("critical", "warning"), row
@@ -273,9 +290,11 @@ def test_real_assembly_marks_exactly_the_deployment_alarms(
         assert set(marked) == expected
         for row in marked.values():
             assert row.alarm_actions[0].startswith(("critical (", "warning (")), row
-        error_rate = marked[alarm_name(config, cfg, "target-5xx-rate")]
-        assert error_rate.alarm_actions[0].startswith("critical (") and error_rate.kind == "math"
-        assert error_rate.threshold == f">= {cfg.alarms.error_rate_percent:g}"
+        for kind in ("5xx-rate", "tg-5xx-rate"):
+            error_rate = marked[alarm_name(config, cfg, kind)]
+            assert error_rate.alarm_actions[0].startswith("warning (") and error_rate.kind == "math"
+            assert error_rate.threshold == f">= {cfg.alarms.error_rate_percent:g}"
+        assert "HTTPCode_ELB_5XX_Count" in marked[alarm_name(config, cfg, "5xx-rate")].metric
 
 
 def test_cli_writes_the_tables_for_the_real_assembly(

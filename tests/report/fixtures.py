@@ -36,14 +36,33 @@ def alarm(name, *, period=None, evaluation=3, datapoints=None, metrics=None):
     return {"Type": "AWS::CloudWatch::Alarm", "Properties": props}
 
 
-def service_template(*, strategy="ROLLING", tasks=(4, 8), min_percent=50, max_percent=100, bake=0) -> dict:
+def rate_alarm(name, *, per_group, threshold=1):
+    """A 5xx-per-requests alarm like the service's: per target group, or for the whole load balancer."""
+    dims = [{"Name": "LoadBalancer", "Value": "app/alb/1"}]
+    if per_group:
+        dims.append({"Name": "TargetGroup", "Value": "targetgroup/green/2"})
+    metrics = [{"Id": "e", "Expression": "100 * FILL(t, 0) / IF(FILL(r, 0) > 0, r, 1)", "ReturnData": True}] + [
+        {"Id": id_, "MetricStat": {"Metric": {"MetricName": metric, "Dimensions": dims}, "Period": 60, "Stat": "Sum"},
+         "ReturnData": False}
+        for id_, metric in (("t", "HTTPCode_Target_5XX_Count"), ("r", "RequestCount"))]
+    props = alarm(name, evaluation=2, metrics=metrics)
+    props["Properties"]["Threshold"] = threshold
+    return props
+
+
+def service_template(*, strategy="ROLLING", tasks=(4, 8), min_percent=50, max_percent=100, bake=0, rates=False,
+                     canary_bake=2) -> dict:
+    names = ["fast", "math"] + (["lb-rate", "tg-rate"] if rates else [])
     dc = {"Strategy": strategy, "MinimumHealthyPercent": min_percent, "MaximumPercent": max_percent,
-          "Alarms": {"AlarmNames": ["fast", "math"], "Enable": True, "Rollback": True}}
+          "Alarms": {"AlarmNames": names, "Enable": True, "Rollback": True}}
     if bake:
         dc["BakeTimeInMinutes"] = bake
     if strategy == "CANARY":
-        dc["CanaryConfiguration"] = {"CanaryPercent": 10, "CanaryBakeTimeInMinutes": 2}
+        dc["CanaryConfiguration"] = {"CanaryPercent": 10, "CanaryBakeTimeInMinutes": canary_bake}
+    rate_alarms = {"LbRate": rate_alarm("lb-rate", per_group=False),
+                   "TgRate": rate_alarm("tg-rate", per_group=True)} if rates else {}
     return {"Resources": {
+        **rate_alarms,
         "Service": {"Type": "AWS::ECS::Service", "Properties": {
             "DeploymentConfiguration": dc, "HealthCheckGracePeriodSeconds": 20}},
         "Group": {"Type": "AWS::ElasticLoadBalancingV2::TargetGroup", "Properties": {

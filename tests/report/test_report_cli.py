@@ -22,7 +22,7 @@ def make_assembly(root):
     artifacts = {"pipeline": stack("pipeline.template.json", "app-pipeline")}
     write(root / "pipeline.template.json", pipeline_template())
     for stage, kwargs in (("Dev", {}), ("Prod", {"strategy": "CANARY", "min_percent": 100, "max_percent": 200,
-                                                 "bake": 10})):
+                                                 "bake": 10, "rates": True})):
         directory = f"assembly-app-{stage}"
         artifacts[directory] = {"type": "cdk:cloud-assembly",
                                 "properties": {"directoryName": directory, "displayName": f"app/{stage}"}}
@@ -68,7 +68,9 @@ def test_reader_and_renderer_write_report_and_picture(tmp_path):
                     "### Dev", "### Prod", "verify before budgeting"):
         assert heading in text
     assert "commit → prod (no human waits): 29 min 00 s" in text  # 1740 s, as in the model test
-    assert "| fast **(fastest)** | 10 s | 2 | 20 s |" in text
+    assert "| fast **(fastest)** | 10 s | 2/3 | 1 min 50 s |" in text
+    assert "Bad canary at 10 % traffic: rollback decision ≤ 5 min 00 s, canary bake 2 min 00 s" in text
+    assert "| 5 % | 0.5 % / 1 % | 5 % / 1 % ✓ | ≤ 5 min 00 s |" in text
     assert "![Modelled pipeline timeline](pipeline-timeline.svg)" in text
     picture = tmp_path / "docs" / "pipeline-timeline.svg"
     assert picture.read_text(encoding="utf-8").lstrip().startswith("<?xml")

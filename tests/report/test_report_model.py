@@ -48,12 +48,33 @@ def test_no_room_to_replace_is_an_error():
         model.rollout(svc)
 
 
-def test_rollback_decision_is_period_times_datapoints_fastest_first():
+def test_rollback_decision_bound_adds_shift_publishing_and_evaluation_fastest_first():
     alarms = model.deployment_alarms(env())
-    assert [(a.name, a.period_s, a.datapoints, a.decision_s) for a in alarms] == [
-        ("fast", 10, 2, 20),
-        ("math", 60, 4, 240),  # math alarm: period from MetricStat, datapoints default to evaluation periods
+    assert [(a.name, a.period_s, a.datapoints, a.evaluation_periods, a.decision_s) for a in alarms] == [
+        ("fast", 10, 2, 3, 3 * 10 + 10 + 60 + 10),  # 10 s periods are evaluated every 10 s
+        ("math", 60, 4, 4, 4 * 60 + 60 + 60 + 60),  # math alarm: period from MetricStat, datapoints = evaluation
     ]
+
+
+def test_rate_alarms_are_recognised_by_their_inputs():
+    alarms = model.environment_of("Prod", {"s": service_template(strategy="CANARY", rates=True)}).alarms
+    assert (alarms["lb-rate"].rate_scope, alarms["tg-rate"].rate_scope) == ("load balancer", "target group")
+    assert alarms["tg-rate"].threshold == 1.0
+    assert alarms["fast"].rate_scope is None and alarms["math"].rate_scope is None
+
+
+def test_a_bad_canary_is_seen_at_its_own_rate_by_the_target_group_alarm_only():
+    canary = env("Prod", strategy="CANARY", min_percent=100, max_percent=200, bake=10, rates=True)
+    crash = model.bad_canary(canary)  # every canary request fails: 10 % at load-balancer level
+    assert [(a.name, rate) for a, rate in crash.seen] == [("lb-rate", 10.0), ("tg-rate", 100.0)]
+    assert [a.name for a in crash.tripping] == ["lb-rate", "tg-rate"]
+    assert crash.decision_s == 2 * 60 + 60 + 60 + 60
+    subtle = model.bad_canary(canary, 5.0)  # 0.5 % diluted, under the 1 % threshold
+    assert [a.name for a in subtle.tripping] == ["tg-rate"] and subtle.decision_s == 300
+    assert not crash.caught_before_promotion  # canary bake 2 min < 5 min
+    longer = env("Prod", strategy="CANARY", min_percent=100, max_percent=200, bake=10, rates=True, canary_bake=5)
+    assert model.bad_canary(longer).caught_before_promotion
+    assert model.bad_canary(env(rates=True)) is None  # rolling: no canary
 
 
 def test_missing_deployment_alarm_is_named():
