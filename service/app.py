@@ -13,7 +13,8 @@ import psycopg
 from fastapi import FastAPI
 from psycopg_pool import PoolTimeout
 
-from service import errors, notes, system
+from service import errors, notes, notes_store, system
+from service.breaker import DatabaseUnavailable
 from service.credentials import (
     CredentialsError,
     CredentialSource,
@@ -35,12 +36,19 @@ logger = logging.getLogger(__name__)
 
 POOL_CLOSE_TIMEOUT_SECONDS = 3.0
 MIGRATION_RETRY_MAX_SECONDS = 15.0
+# The client-side bound of a migration, above the statement timeout it sets for itself.
+MIGRATION_TIMEOUT_SECONDS = 250.0
+KEY_SWEEP_INTERVAL_SECONDS = 300.0
 
 
 def create_app(settings: Settings | None = None, *, database: Database | None = None) -> FastAPI:
     """Build the application; uvicorn calls it without arguments in each worker (settings from the environment)."""
     settings = settings or Settings.from_env(os.environ)
-    database = database or Database(credentials=credential_source(settings), dbname=settings.db_name)
+    database = database or Database(
+        credentials=credential_source(settings),
+        dbname=settings.db_name,
+        operation_timeout=settings.db_timeout_ms / 1000,
+    )
     state = AppState(
         settings=settings,
         database=database,
@@ -52,7 +60,11 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await database.open()
-        background = [asyncio.create_task(_migrate_until_done(state)), asyncio.create_task(state.metadata.load())]
+        background = [
+            asyncio.create_task(_migrate_until_done(state)),
+            asyncio.create_task(state.metadata.load()),
+            asyncio.create_task(_sweep_expired_keys(state)),
+        ]
         # Everything imported and built so far lives as long as the process. Moving it out of the collector's
         # reach keeps full collections from scanning boto3's and FastAPI's object graphs mid-request (p99).
         gc.collect()
@@ -80,6 +92,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         RequestMiddleware,
         telemetry=RequestTelemetry(environment=settings.environment, namespace=settings.metrics_namespace),
         max_body_bytes=notes.MAX_REQUEST_BYTES,
+        body_timeout=settings.request_body_timeout,
     )
     return app
 
@@ -98,16 +111,34 @@ async def _migrate_until_done(state: AppState) -> None:
     delay = 0.5
     while True:
         try:
-            async with state.database.connection(timeout=10.0) as conn:
-                await migrate(conn)
-        except (PoolTimeout, psycopg.Error, CredentialsError) as exc:
+            await state.database.run(migrate, timeout=MIGRATION_TIMEOUT_SECONDS)
+        except (PoolTimeout, psycopg.Error, CredentialsError, DatabaseUnavailable) as exc:
             state.migration_error = type(exc).__name__
             logger.error(
                 "schema migration failed, retrying in %.1f s", delay, exc_info=True, extra={"event": "db_error"}
             )
-            await asyncio.sleep(delay)
+            breaker = state.database.breaker
+            # While the database is known to be down, retry the moment it is back rather than at the next back-off.
+            if breaker.is_open:
+                await breaker.wait_closed(timeout=delay)
+            else:
+                await asyncio.sleep(delay)
             delay = min(delay * 2, MIGRATION_RETRY_MAX_SECONDS)
         else:
             state.migrated = True
             state.migration_error = None
             return
+
+
+async def _sweep_expired_keys(state: AppState) -> None:
+    while True:
+        await asyncio.sleep(KEY_SWEEP_INTERVAL_SECONDS)
+        if not state.migrated or state.database.breaker.is_open:
+            continue
+        try:
+            deleted = await state.database.run(notes_store.delete_expired_keys)
+        except (PoolTimeout, psycopg.Error, CredentialsError, DatabaseUnavailable):
+            logger.warning("could not delete expired idempotency keys", exc_info=True)
+        else:
+            if deleted:
+                logger.info("deleted expired idempotency keys", extra={"event": "keys_expired", "count": deleted})

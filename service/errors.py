@@ -15,6 +15,7 @@ from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException
 from starlette.routing import compile_path
 
+from service.breaker import CircuitOpen, DatabaseUnavailable
 from service.logs import REQUEST_ID
 
 logger = logging.getLogger(__name__)
@@ -35,26 +36,46 @@ class ErrorBody(BaseModel):
     fields: list[FieldError] = Field(default_factory=list)
 
 
-def responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+def responses(*statuses: int, descriptions: Mapping[int, str] | None = None) -> dict[int | str, dict[str, Any]]:
     """OpenAPI declarations of the error responses an operation can return."""
-    return {status: {"model": ErrorBody, "description": _DESCRIPTIONS[status]} for status in statuses}
+    declared: dict[int | str, dict[str, Any]] = {}
+    for status in statuses:
+        description = (descriptions or {}).get(status, _DESCRIPTIONS[status])
+        declared[status] = {"model": ErrorBody, "description": description}
+        if status in (409, 503):
+            declared[status]["headers"] = {"Retry-After": _RETRY_AFTER}
+    return declared
 
 
 _DESCRIPTIONS = {
     400: "Malformed request body (not JSON)",
     404: "No such resource",
+    408: "The request body did not arrive in time; the connection is closed",
+    409: "A request with the same Idempotency-Key is still being processed; retry after `Retry-After` seconds",
     413: "Request body too large",
     422: "Invalid input; `fields` names each offending field",
-    503: "The database is unreachable; retry later",
+    503: "The database is unreachable or did not answer in time; retry after `Retry-After` seconds",
 }
+_RETRY_AFTER = {"description": "Seconds to wait before retrying", "schema": {"type": "integer"}}
 _CODES = {
     400: "bad_request",
     404: "not_found",
     405: "method_not_allowed",
+    408: "request_timeout",
+    409: "idempotency_key_in_use",
     413: "payload_too_large",
     422: "validation_failed",
     503: "database_unavailable",
 }
+RETRY_AFTER_SECONDS = 1
+
+
+class RequestInProgressError(Exception):
+    """The same Idempotency-Key is in flight in another request (draft-ietf-httpapi-idempotency-key-header: 409)."""
+
+    def __init__(self, *, field: str) -> None:
+        super().__init__(field)
+        self.field = field
 
 
 class InvalidFieldError(Exception):
@@ -85,7 +106,10 @@ def error_response(
 def install(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation_failed)  # type: ignore[arg-type]
     app.add_exception_handler(InvalidFieldError, _invalid_field)  # type: ignore[arg-type]
+    app.add_exception_handler(RequestInProgressError, _request_in_progress)  # type: ignore[arg-type]
     app.add_exception_handler(HTTPException, _http_error)  # type: ignore[arg-type]
+    app.add_exception_handler(CircuitOpen, _failing_fast)
+    app.add_exception_handler(DatabaseUnavailable, _database_unavailable)
     app.add_exception_handler(PoolTimeout, _database_unavailable)
     app.add_exception_handler(psycopg.OperationalError, _database_unavailable)
     app.add_exception_handler(psycopg.Error, _database_error)
@@ -118,12 +142,22 @@ async def _invalid_field(request: Request, exc: InvalidFieldError) -> JSONRespon
     return error_response(422, f"Invalid input: {exc.error.field}", fields=[exc.error])
 
 
+async def _request_in_progress(request: Request, exc: RequestInProgressError) -> JSONResponse:
+    message = "A request with this key is still being processed; retry it unchanged"
+    return error_response(
+        409,
+        message,
+        fields=[FieldError(field=exc.field, location="header", message=message)],
+        headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+    )
+
+
 async def _http_error(request: Request, exc: HTTPException) -> JSONResponse:
     message = exc.detail if isinstance(exc.detail, str) else "Request failed"
     headers = dict(exc.headers or {})
     fields = []
-    if exc.status_code in (400, 413):
-        # The framework raises these while reading the body (unreadable, too large): the body is the field at fault.
+    if exc.status_code in (400, 408, 413):
+        # Raised while reading the body (unreadable, too slow, too large): the body is the field at fault.
         fields.append(FieldError(field="body", location="body", message=message))
     if exc.status_code == 405:
         # Starlette names only the first route that matched the path; RFC 9110 wants every allowed method.
@@ -142,7 +176,19 @@ def _allowed_methods(request: Request) -> set[str]:
 
 async def _database_unavailable(request: Request, exc: Exception) -> JSONResponse:
     logger.error("database unavailable", exc_info=exc, extra={"event": "db_error"})
-    return error_response(503, "The database is unavailable; retry later", headers={"Retry-After": "1"})
+    return _unavailable()
+
+
+async def _failing_fast(request: Request, exc: Exception) -> JSONResponse:
+    # The breaker logged the cause when it opened and logs the outage while it lasts; one line per refused request
+    # would only slow the service down when it most needs to be quick. The request line still counts it.
+    return _unavailable()
+
+
+def _unavailable() -> JSONResponse:
+    return error_response(
+        503, "The database is unavailable; retry later", headers={"Retry-After": str(RETRY_AFTER_SECONDS)}
+    )
 
 
 async def _database_error(request: Request, exc: Exception) -> JSONResponse:

@@ -5,11 +5,13 @@ A plain ASGI middleware (not BaseHTTPMiddleware): it sits on every request, so i
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import secrets
 import time
 
+from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.errors import FieldError, error_response
@@ -22,10 +24,13 @@ _SANE_REQUEST_ID = re.compile(rb"[A-Za-z0-9._:+=/@-]{1,128}")
 
 
 class RequestMiddleware:
-    def __init__(self, app: ASGIApp, *, telemetry: RequestTelemetry, max_body_bytes: int) -> None:
+    def __init__(
+        self, app: ASGIApp, *, telemetry: RequestTelemetry, max_body_bytes: int, body_timeout: float = 30.0
+    ) -> None:
         self.app = app
         self.telemetry = telemetry
         self.max_body_bytes = max_body_bytes
+        self.body_timeout = body_timeout
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -36,6 +41,20 @@ class RequestMiddleware:
         token = REQUEST_ID.set(request_id)
         id_header = (b"x-request-id", request_id.encode("ascii"))
         status = 0
+        loop = asyncio.get_running_loop()
+        body_deadline = loop.time() + self.body_timeout
+
+        async def receive_in_time() -> Message:
+            # The whole body must arrive within the budget, however it is trickled: a slow client holds nothing longer.
+            try:
+                async with asyncio.timeout_at(body_deadline):
+                    return await receive()
+            except TimeoutError:
+                raise HTTPException(
+                    408,
+                    f"Request body not received within {self.body_timeout:g} s",
+                    headers={"Connection": "close"},
+                ) from None
 
         async def send_with_id(message: Message) -> None:
             nonlocal status
@@ -54,7 +73,7 @@ class RequestMiddleware:
                 )
                 await response(scope, receive, send_with_id)
             else:
-                await self.app(scope, receive, send_with_id)
+                await self.app(scope, receive_in_time, send_with_id)
         except Exception:
             logger.exception("unhandled error", extra={"event": "unhandled_error"})
             if status == 0:

@@ -16,6 +16,8 @@ logger = logging.getLogger(__name__)
 
 # One fixed key for the whole service: whoever holds it migrates, the others wait and then find nothing to do.
 ADVISORY_LOCK_KEY = 7_211_774_583_210_104_421
+# Requests get a statement timeout of seconds; a migration (and the wait for another task's) may need minutes.
+MIGRATION_STATEMENT_TIMEOUT_SECONDS = 240
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -39,6 +41,21 @@ MIGRATIONS: tuple[Migration, ...] = (
             CREATE INDEX notes_newest_first ON notes (created_at DESC, id DESC);
         """,
     ),
+    Migration(
+        version=2,
+        name="create idempotency keys",
+        sql="""
+            CREATE TABLE idempotency_keys (
+                key text PRIMARY KEY CHECK (length(key) BETWEEN 1 AND 255),
+                fingerprint bytea NOT NULL,
+                status smallint,
+                response jsonb,
+                created_at timestamptz NOT NULL DEFAULT clock_timestamp(),
+                expires_at timestamptz NOT NULL
+            );
+            CREATE INDEX idempotency_keys_expiry ON idempotency_keys (expires_at);
+        """,
+    ),
 )
 
 
@@ -46,6 +63,9 @@ async def migrate(conn: psycopg.AsyncConnection[Any], migrations: tuple[Migratio
     """Apply the missing migrations in one transaction; return the versions this call applied."""
     applied: list[int] = []
     async with conn.transaction():
+        await conn.execute(
+            "SELECT set_config('statement_timeout', %s, true)", (f"{MIGRATION_STATEMENT_TIMEOUT_SECONDS}s",)
+        )
         await conn.execute("SELECT pg_advisory_xact_lock(%s)", (ADVISORY_LOCK_KEY,))
         await conn.execute(
             """

@@ -14,6 +14,8 @@ LOCAL_APP_SECRET = "local-development-signing-key-never-used-on-aws"
 MIN_APP_SECRET_LENGTH = 32
 # ECS allows at most 120 s between SIGTERM and SIGKILL; keep room for closing the pool.
 MAX_SHUTDOWN_TIMEOUT_SECONDS = 110
+# Longer than the ALB's default idle timeout (60 s), so the load balancer never reuses a connection we are closing.
+DEFAULT_KEEP_ALIVE_SECONDS = 75
 
 _ENVIRONMENT_RE = re.compile(r"[a-z][a-z0-9-]{0,31}")
 _COLOR_RE = re.compile(r"#(?:[0-9a-fA-F]{3}|[0-9a-fA-F]{6})|[a-zA-Z]{3,20}")
@@ -53,6 +55,11 @@ class Settings:
     app_secret: str = field(repr=False)
     metrics_namespace: str = "DeliverySystem/Service"
     ecs_metadata_uri: str | None = None
+    db_timeout_ms: int = 3000
+    request_header_timeout: int = 10
+    request_body_timeout: int = 30
+    keep_alive_timeout: int = DEFAULT_KEEP_ALIVE_SECONDS
+    idempotency_key_ttl: int = 24 * 60 * 60
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
@@ -112,6 +119,15 @@ class Settings:
             )
             or cls.metrics_namespace,
             ecs_metadata_uri=reader.optional("ECS_CONTAINER_METADATA_URI_V4", _http_url),
+            db_timeout_ms=reader.optional("DB_TIMEOUT_MS", _integer(200, 120_000)) or cls.db_timeout_ms,
+            request_header_timeout=reader.optional("REQUEST_HEADER_TIMEOUT_SECONDS", _integer(1, 300))
+            or cls.request_header_timeout,
+            request_body_timeout=reader.optional("REQUEST_BODY_TIMEOUT_SECONDS", _integer(1, 300))
+            or cls.request_body_timeout,
+            keep_alive_timeout=reader.optional("KEEP_ALIVE_TIMEOUT_SECONDS", _integer(1, 4000))
+            or cls.keep_alive_timeout,
+            idempotency_key_ttl=reader.optional("IDEMPOTENCY_KEY_TTL_SECONDS", _integer(1, 7 * 24 * 60 * 60))
+            or cls.idempotency_key_ttl,
         )
 
 

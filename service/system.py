@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse
 from psycopg_pool import PoolTimeout
 from pydantic import BaseModel
 
+from service.breaker import DatabaseUnavailable
 from service.page import ServiceInfo
 from service.state import AppState
 
@@ -64,7 +65,7 @@ async def readyz(request: Request) -> JSONResponse:
         return _not_ready(f"database schema not migrated yet ({state.migration_error or 'in progress'})")
     try:
         await state.database.ping(timeout=READY_TIMEOUT_SECONDS)
-    except (PoolTimeout, psycopg.Error) as exc:
+    except (PoolTimeout, psycopg.Error, DatabaseUnavailable) as exc:
         # The class name is enough for an operator and reveals nothing about the database endpoint.
         return _not_ready(f"database unreachable ({type(exc).__name__})")
     return JSONResponse(Readiness(status="ready").model_dump())

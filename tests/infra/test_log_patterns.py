@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import socket
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -34,7 +35,7 @@ from service_support import (  # noqa: E402
     postgres,  # noqa: F401  (session PostgreSQL server)
     settings_for,
 )
-from svc_postgres import PostgresServer, free_port  # noqa: E402
+from svc_postgres import PostgresServer  # noqa: E402
 
 from service.logs import OUTPUT  # noqa: E402
 
@@ -201,12 +202,15 @@ def service_lines(postgres: PostgresServer, json_logging: None) -> Iterator[Serv
                 assert client.get("/healthz", headers={"X-Request-Id": "lp-healthz"}).status_code == 200
                 assert client.get("/raises", headers={"X-Request-Id": "lp-raises"}).status_code == 500
 
-        unreachable = settings_for(
-            None, DB_HOST="127.0.0.1", DB_PORT=str(free_port()), DB_USER="nobody", DB_NAME="nothing"
-        )
-        with live_app(unreachable) as server, server.client() as client:
-            response = client.get("/api/notes", headers={"X-Request-Id": "lp-db-down"})
-            assert response.status_code == 503, response.text
+        # A database that accepts connections and never answers (a hung host): the request waits out its deadline
+        # and logs its own db_error. A refused port would not do: the circuit breaker then refuses at once.
+        with socket.create_server(("127.0.0.1", 0)) as silent:
+            unreachable = settings_for(
+                None, DB_HOST="127.0.0.1", DB_PORT=str(silent.getsockname()[1]), DB_USER="nobody", DB_NAME="nothing"
+            )
+            with live_app(unreachable) as server, server.client() as client:
+                response = client.get("/api/notes", headers={"X-Request-Id": "lp-db-down"})
+                assert response.status_code == 503, response.text
     finally:
         OUTPUT.stream = previous
 

@@ -5,6 +5,7 @@ from service_support import (  # noqa: F401
     captured_output,
     database,
     json_logging,
+    own_postgres,
     postgres,
     service_process,
 )

@@ -22,6 +22,7 @@ from svc_postgres import Database, PostgresServer, free_port
 from service.app import create_app
 from service.db import Database as ServiceDatabase
 from service.logs import OUTPUT, log_config
+from service.serve import server_config
 from service.settings import Settings
 
 REPO = Path(__file__).resolve().parents[2]
@@ -56,6 +57,17 @@ def postgres() -> Iterator[PostgresServer]:
         server = PostgresServer(directory / "data")
         yield server
         server.stop()
+
+
+@pytest.fixture
+def own_postgres() -> Iterator[PostgresServer]:
+    # A server of its own: these tests stop, freeze and start it, which must not disturb the shared one.
+    with postgres_directory() as directory:
+        server = PostgresServer(directory / "data")
+        yield server
+        if server.is_running():
+            server.resume()
+            server.stop()
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -112,15 +124,14 @@ def captured_output() -> Iterator[LogCapture]:
 
 
 class LiveServer:
-    """The app under uvicorn in a background thread, on 127.0.0.1 and a free port."""
+    """The app under uvicorn in a background thread, on 127.0.0.1 and a free port, configured as in production."""
 
     def __init__(self, app: Any) -> None:
         self.app = app
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        config = uvicorn.Config(
-            app, host="127.0.0.1", port=self.port, loop="uvloop", http="httptools", access_log=False, log_config=None
-        )
+        settings = app.state.service.settings
+        config = server_config(settings, app, host="127.0.0.1", port=self.port, workers=1, log_config=None)
         self.server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self.server.run, daemon=True)
 

@@ -7,6 +7,8 @@ password authentication (to rotate passwords), so after initdb the server is res
 from __future__ import annotations
 
 import json
+import os
+import signal
 import socket
 import subprocess
 import uuid
@@ -69,6 +71,30 @@ class PostgresServer:
         except subprocess.CalledProcessError:
             return False
         return True
+
+    def pids(self) -> list[int]:
+        """The postmaster and every process it forked (backends, checkpointer, walwriter, ...)."""
+        postmaster = int((self.pgdata / "postmaster.pid").read_text().split()[0])
+        children = []
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit():
+                try:
+                    # The parent pid is the second field after the parenthesised command name.
+                    stat = (entry / "stat").read_text()
+                except OSError:
+                    continue
+                if int(stat.rsplit(")", 1)[1].split()[1]) == postmaster:
+                    children.append(int(entry.name))
+        return [postmaster, *children]
+
+    def pause(self) -> None:
+        """Freeze the server as a hung host would look: the kernel still accepts TCP, nothing answers."""
+        for pid in self.pids():
+            os.kill(pid, signal.SIGSTOP)
+
+    def resume(self) -> None:
+        for pid in self.pids():
+            os.kill(pid, signal.SIGCONT)
 
     def admin_conninfo(self, dbname: str = "postgres") -> str:
         return f"host=127.0.0.1 port={self.port} user=postgres dbname={dbname}"

@@ -247,7 +247,7 @@ def test_openapi_declares_error_responses_with_their_schema(client: httpx.Client
     document = client.get("/openapi.json").json()
     operations = document["paths"]
     expected = {
-        ("/api/notes", "post"): {"201", "400", "413", "422", "503"},
+        ("/api/notes", "post"): {"201", "400", "408", "409", "413", "422", "503"},
         ("/api/notes", "get"): {"200", "422", "503"},
         ("/api/notes/{id}", "get"): {"200", "404", "422", "503"},
         ("/api/notes/{id}", "delete"): {"204", "404", "422", "503"},

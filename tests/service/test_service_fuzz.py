@@ -24,7 +24,13 @@ FUZZ_CONFIG = {
             # so a schema-valid but forged cursor is rightly a 422.
             "include-name": "GET /api/notes",
             "checks": {"positive_data_acceptance": {"expected-statuses": ["2xx", "404", "422"]}},
-        }
+        },
+        {
+            # Likewise an Idempotency-Key is any visible ASCII string, but one already used with another body is
+            # rightly a 422: generated examples reuse short keys.
+            "include-name": "POST /api/notes",
+            "checks": {"positive_data_acceptance": {"expected-statuses": ["2xx", "422"]}},
+        },
     ],
 }
 # The document is built in-process so the tests can be collected; the last test proves the server serves the same one.

@@ -83,19 +83,25 @@ def test_starters_wait_for_the_one_holding_the_lock(database: Database) -> None:
 def test_rerun_is_a_no_op_and_new_versions_apply_in_order(database: Database) -> None:
     assert run_migrate(database, threading.Barrier(1)) == [m.version for m in MIGRATIONS]
     assert run_migrate(database, threading.Barrier(1)) == []
+    last = MIGRATIONS[-1].version
     later = (
         *MIGRATIONS,
-        Migration(version=3, name="third", sql="ALTER TABLE notes ADD COLUMN pinned boolean NOT NULL DEFAULT false"),
-        Migration(version=2, name="second", sql="CREATE INDEX notes_title ON notes (title)"),
+        Migration(
+            version=last + 2, name="third", sql="ALTER TABLE notes ADD COLUMN pinned boolean NOT NULL DEFAULT false"
+        ),
+        Migration(version=last + 1, name="second", sql="CREATE INDEX notes_title ON notes (title)"),
     )
-    assert run_migrate(database, threading.Barrier(1), later) == [2, 3]
+    assert run_migrate(database, threading.Barrier(1), later) == [last + 1, last + 2]
     with database.connect() as conn:
         names = [row[0] for row in conn.execute("SELECT name FROM schema_migrations ORDER BY applied_at, version")]
     assert names[-2:] == ["second", "third"]
 
 
 def test_a_failing_migration_leaves_nothing_behind(database: Database) -> None:
-    broken = (*MIGRATIONS, Migration(version=2, name="broken", sql="ALTER TABLE no_such_table ADD COLUMN x int"))
+    broken = (
+        *MIGRATIONS,
+        Migration(version=MIGRATIONS[-1].version + 1, name="broken", sql="ALTER TABLE no_such_table ADD COLUMN x int"),
+    )
     with pytest.raises(psycopg.errors.UndefinedTable):
         run_migrate(database, threading.Barrier(1), broken)
     with database.connect() as conn:

@@ -3,24 +3,13 @@
 from __future__ import annotations
 
 import concurrent.futures
-from collections.abc import Iterator
 
 import httpx
 import pytest
-from service_support import LogCapture, live_app, postgres_directory, settings_for, wait_until
+from service_support import LogCapture, live_app, settings_for, wait_until
 from svc_postgres import Database, PostgresServer
 
 pytestmark = pytest.mark.xdist_group("service")
-
-
-@pytest.fixture
-def own_postgres() -> Iterator[PostgresServer]:
-    # A server of its own: these tests stop and start it, which must not disturb the shared one.
-    with postgres_directory() as directory:
-        server = PostgresServer(directory / "data")
-        yield server
-        if server.is_running():
-            server.stop()
 
 
 def test_readiness_and_api_follow_the_database_down_and_back(
@@ -86,7 +75,8 @@ def blocked_on_lock(db: Database) -> int:
 
 def test_readyz_answers_within_its_timeout_when_the_pool_is_exhausted(postgres: PostgresServer) -> None:
     db = postgres.create_database()
-    with live_app(settings_for(db)) as server, db.connect() as admin:
+    # The lock stands in for slow requests: they must outlast the readiness check, not meet the statement timeout.
+    with live_app(settings_for(db, DB_TIMEOUT_MS="30000")) as server, db.connect() as admin:
         server.wait_ready()
         admin.execute("BEGIN")
         admin.execute("LOCK TABLE notes IN ACCESS EXCLUSIVE MODE")

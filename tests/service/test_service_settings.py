@@ -35,6 +35,20 @@ def test_defaults_follow_the_contract() -> None:
     )
     assert settings.db_secret_arn == ARN and settings.db_endpoint is None
     assert settings.ecs_metadata_uri is None
+    assert (settings.db_timeout_ms, settings.request_header_timeout, settings.request_body_timeout) == (3000, 10, 30)
+    assert (settings.keep_alive_timeout, settings.idempotency_key_ttl) == (75, 86400)
+
+
+def test_fault_handling_settings_are_read() -> None:
+    settings = load(
+        DB_TIMEOUT_MS="1500",
+        REQUEST_HEADER_TIMEOUT_SECONDS="5",
+        REQUEST_BODY_TIMEOUT_SECONDS="12",
+        KEEP_ALIVE_TIMEOUT_SECONDS="65",
+        IDEMPOTENCY_KEY_TTL_SECONDS="3600",
+    )
+    assert (settings.db_timeout_ms, settings.request_header_timeout, settings.request_body_timeout) == (1500, 5, 12)
+    assert (settings.keep_alive_timeout, settings.idempotency_key_ttl) == (65, 3600)
 
 
 def test_local_database_fields_and_local_signing_key() -> None:
@@ -74,6 +88,11 @@ def test_secrets_never_appear_in_repr() -> None:
         ({"DB_SECRET_ARN": None, "DB_HOST": "db"}, "DB_USER is required"),
         ({"DB_SECRET_ARN": None, "DB_HOST": "db", "DB_USER": "u", "DB_PORT": "x"}, "DB_PORT must be an integer"),
         ({"METRICS_NAMESPACE": ":bad"}, "METRICS_NAMESPACE must be a CloudWatch namespace"),
+        ({"DB_TIMEOUT_MS": "50"}, "DB_TIMEOUT_MS must be an integer 200-120000, got '50'"),
+        ({"REQUEST_HEADER_TIMEOUT_SECONDS": "0"}, "REQUEST_HEADER_TIMEOUT_SECONDS must be an integer 1-300"),
+        ({"REQUEST_BODY_TIMEOUT_SECONDS": "1.5"}, "REQUEST_BODY_TIMEOUT_SECONDS must be an integer 1-300"),
+        ({"KEEP_ALIVE_TIMEOUT_SECONDS": "5000"}, "KEEP_ALIVE_TIMEOUT_SECONDS must be an integer 1-4000"),
+        ({"IDEMPOTENCY_KEY_TTL_SECONDS": "999999"}, "IDEMPOTENCY_KEY_TTL_SECONDS must be an integer 1-604800"),
         ({"APP_VERSION": "has space"}, "APP_VERSION must be 1-128 printable characters"),
         (
             {"ECS_CONTAINER_METADATA_URI_V4": "file:///etc/passwd"},

@@ -43,7 +43,8 @@ def slow_request(url: str, i: int) -> int:
 
 
 def start_ready(start: Start, db: Database, **env: str) -> ServiceProcess:
-    process = start(service_env(db, **env))
+    # The table lock stands in for slow requests, which must outlast the default statement timeout here.
+    process = start(service_env(db, **{"DB_TIMEOUT_MS": "30000", **env}))
     process.wait_healthy()
     wait_until(lambda: httpx.get(f"{process.url}/readyz", timeout=5).status_code == 200, timeout=20, what="ready")
     return process
@@ -106,3 +107,49 @@ def test_requests_stuck_past_the_timeout_do_not_delay_exit(database: Database, s
             future.exception(timeout=30)
     # The timeout (2 s) plus closing the pool (at most 3 s): well inside any ECS stop timeout.
     assert elapsed < 8, f"exit took {elapsed:.2f} s"
+
+
+def read_response(sock: socket.socket) -> bytes:
+    """One response with a Content-Length, leaving the connection open."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        data += sock.recv(65536)
+    head, _, body = data.partition(b"\r\n\r\n")
+    fields = dict(line.lower().split(b": ", 1) for line in head.split(b"\r\n")[1:])
+    length = int(fields[b"content-length"])
+    while len(body) < length:
+        body += sock.recv(65536)
+    return head + b"\r\n\r\n" + body
+
+
+def read_to_end(sock: socket.socket) -> tuple[bytes, bool]:
+    """Everything the server sends until it closes; True when it ended with a reset instead of a close."""
+    data = b""
+    try:
+        while chunk := sock.recv(65536):
+            data += chunk
+    except ConnectionResetError:
+        return data, True
+    return data, False
+
+
+def test_a_request_on_a_kept_alive_connection_after_sigterm_is_answered_then_the_connection_closes(
+    database: Database, service_process: Start
+) -> None:
+    process = start_ready(service_process, database)
+    request = b"GET /healthz HTTP/1.1\r\nHost: test\r\n\r\n"
+    with socket.create_connection(("127.0.0.1", process.port), timeout=10) as sock:
+        sock.sendall(request)
+        first = read_response(sock)
+        assert first.startswith(b"HTTP/1.1 200") and b"connection: close" not in first.lower()
+
+        process.terminate()
+        # The listener is closed: shutdown has begun, and this idle kept-alive connection is being drained.
+        wait_until(lambda: refuses_connections(process.port), timeout=5, interval=0.01, what="listener closed")
+        sock.sendall(request)
+        answer, reset = read_to_end(sock)
+
+    assert not reset, "the server reset a connection with a request on it"
+    assert answer.startswith(b"HTTP/1.1 200"), answer[:200]
+    assert b"connection: close" in answer.lower()
+    assert process.wait_exit(timeout=15) == 0
