@@ -70,7 +70,7 @@ report: install ## delivery report (lead time, rollback, cost) from cdk.out into
 	$(BIN)/python -m report cdk.out
 
 .PHONY: bench
-bench: install ## benchmarks (synth, tests, service under wrk, container) into bench/results/; never asserted
+bench: install ## benchmarks (synth, tests, service under wrk, faults, container) into bench/results/; never asserted
 	$(BIN)/python -m bench
 
 .PHONY: alarms

@@ -1,4 +1,5 @@
-"""`python -m bench [--quick] [--only synth,tests,service,container]`: runs the benchmarks, writes bench/results/."""
+"""`python -m bench [--quick] [--only synth,tests,service,faults,container]`: runs the benchmarks, writes
+bench/results/."""
 
 from __future__ import annotations
 
@@ -16,11 +17,12 @@ from bench import machine, report
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
-ALL = ("synth", "tests", "service", "container")
+ALL = ("synth", "tests", "service", "faults", "container")
 # (full, --quick) repetitions
-REPETITIONS = {"synth": (5, 2), "tests": (3, 1), "service": (3, 1), "container": (5, 2)}
+REPETITIONS = {"synth": (5, 2), "tests": (3, 1), "service": (3, 1), "faults": (3, 1), "container": (5, 2)}
 SUITE_REPETITIONS = (2, 1)
 WRK_SECONDS = (10, 5)
+OUTAGE_SECONDS = (12.0, 8.0)
 
 
 def _run(name: str, quick: bool) -> dict[str, Any]:
@@ -37,6 +39,10 @@ def _run(name: str, quick: bool) -> dict[str, Any]:
         from bench import service
 
         return service.run(repetitions=reps, seconds=WRK_SECONDS[quick])
+    if name == "faults":
+        from bench import faults
+
+        return faults.run(repetitions=reps, outage_seconds=OUTAGE_SECONDS[quick])
     from bench import container
 
     return container.run(repetitions=reps)

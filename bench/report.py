@@ -15,6 +15,15 @@ def _aim(met: bool | None) -> str:
     return "—" if met is None else ("met" if met else "**not met**")
 
 
+def _never(section: dict[str, Any], key: str) -> str:
+    never = section.get(f"{key}_never")
+    measured = spread(section.get(key, {}), " s") if section.get(key) else ""
+    if not never:
+        return measured or "—"
+    runs = len(section.get("runs", [])) or never
+    return f"never ({never} of {runs} runs)" + (f"; otherwise {measured}" if measured else "")
+
+
 def table(results: dict[str, Any]) -> str:
     rows: list[tuple[str, str, str, str]] = []
     synth = results.get("synth")
@@ -55,6 +64,22 @@ def table(results: dict[str, Any]) -> str:
         mem = svc["memory_after_load"]
         rows.append(("service: RSS per worker after load", f"{mem['service']['rss_mib']} MiB",
                      f"minimal {mem['minimal']['rss_mib']} MiB", ""))
+    faults = results.get("faults")
+    if faults:
+        aims = {a["text"]: a["met"] for a in faults.get("aims", [])}
+        for fault, label in (("hung", "database frozen (SIGSTOP)"), ("stopped", "database stopped")):
+            f = faults[fault]
+            rows += [
+                (f"faults: {label}, first 503", _never(f, "api_first_503_s"),
+                 f"`/readyz` 503: {_never(f, 'readyz_first_503_s')}; longest request "
+                 f"{spread(f.get('api_longest_request_s', {}), ' s')}", ""),
+                (f"faults: {label}, served during the outage", spread(f.get("outage_rps", {}), " req/s", 0),
+                 f"steady {spread(f.get('steady_rps', {}), ' req/s', 0)}; "
+                 f"p99 {spread(f.get('outage_p99_ms', {}), ' ms', 0)}", ""),
+                (f"faults: {label}, recovered after repair", _never(f, "api_recovered_s"),
+                 f"`/readyz` 200: {_never(f, 'readyz_recovered_s')}", ""),
+            ]
+        rows[-1] = (*rows[-1][:3], "; ".join(f"{text}: {_aim(met)}" for text, met in aims.items()))
     box = results.get("container")
     if box:
         rows += [

@@ -107,8 +107,8 @@ def _memory(pid: int) -> dict[str, float]:
     return {"rss_mib": round(rss / 2**20, 1), "uss_mib": round(uss / 2**20, 1), "processes": len(procs)}
 
 
-def _wrk(wrk: str, url: str, seconds: int) -> dict[str, Any]:
-    command = [wrk, f"-t{THREADS}", f"-c{CONNECTIONS}", f"-d{seconds}s", "--timeout", "5s", "-s", str(LUA), url]
+def _wrk(wrk: str, url: str, seconds: int, *, connections: int = CONNECTIONS) -> dict[str, Any]:
+    command = [wrk, f"-t{THREADS}", f"-c{connections}", f"-d{seconds}s", "--timeout", "5s", "-s", str(LUA), url]
     out = subprocess.run(command, capture_output=True, text=True, timeout=seconds + 60, check=False)
     lines = [line for line in out.stdout.splitlines() if line.startswith("{")]
     if out.returncode != 0 or not lines:
