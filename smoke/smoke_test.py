@@ -25,6 +25,9 @@ DEFAULT_READY_WAIT = 30.0
 MAX_BACKOFF = 2.0
 # what a load balancer answers while no healthy target is registered yet (or one closed the connection)
 NOT_READY_STATUSES = (502, 503, 504)
+# The service answers 409 while an earlier request with the same Idempotency-Key is still running.
+KEY_IN_USE = 409
+CREATE_ATTEMPTS = 3
 # The list is newest first; a few pages cover notes that concurrent writers added meanwhile
 MAX_LIST_PAGES = 10
 LIST_PAGE_SIZE = 100
@@ -223,8 +226,10 @@ class Smoke:
         self.ready_deadline = clock() + ready_wait
         self.clock = clock
         self.sleep = sleep
-        # one key per run: a retried POST is a replay (same note), never a second note
+        # one key and one note per run: a retried POST is a replay (same note), never a second note; the service
+        # answers the same key with another body 422, so the two are made together
         self.idempotency_key = str(uuid.uuid4())
+        self.marker = f"smoke-{uuid.uuid4().hex[:12]}"
 
     def _ready(self, path: str) -> str:
         # through a load balancer, "no healthy target yet" is a 502/503/504, not a refused connection
@@ -266,8 +271,7 @@ class Smoke:
         return f"environment={environment} version={version}"
 
     def notes_round_trip(self) -> str:
-        marker = f"smoke-{uuid.uuid4().hex[:12]}"
-        payload = {"title": marker, "body": "created by the smoke test; deleted at its end"}
+        payload = {"title": self.marker, "body": "created by the smoke test; deleted at its end"}
         resp = self._create(payload)
         expect_status(resp, 201, f"POST {NOTES}")
         created = expect_json_object(resp, f"POST {NOTES}")
@@ -297,13 +301,15 @@ class Smoke:
 
     def _create(self, payload: dict[str, Any]) -> Response:
         headers = {"Idempotency-Key": self.idempotency_key}
-        try:
-            resp = self.client.request("POST", NOTES, payload, headers=headers)
-            if resp.status not in NOT_READY_STATUSES:
-                return resp
-        except Unreachable:
-            pass
-        # the first attempt may have created the note before its answer was lost: the same key replays it
+        for _ in range(CREATE_ATTEMPTS - 1):
+            try:
+                resp = self.client.request("POST", NOTES, payload, headers=headers)
+                if resp.status not in (*NOT_READY_STATUSES, KEY_IN_USE):
+                    return resp
+            except Unreachable:
+                pass
+            # the earlier attempt may have created the note (or still be creating it): the same key replays it
+            self.sleep(1.0)
         return self.client.request("POST", NOTES, payload, headers=headers)
 
     def _listed(self, note_id: Any) -> bool:

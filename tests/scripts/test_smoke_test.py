@@ -206,6 +206,17 @@ def test_the_note_is_created_with_one_idempotency_key_per_run_and_a_lost_answer_
     assert make_smoke(Recording()).idempotency_key != runner.idempotency_key
 
 
+def test_a_retry_that_meets_the_first_request_still_running_waits_and_replays():
+    # the service answers 409 (Retry-After: 1) while the first request with the key runs (docs/contracts.md)
+    created = {"id": 7, "title": "t", "body": "b"}
+    clock = FakeClock()
+    client = Recording(smoke.Unreachable("POST /api/notes: no response"), (409, {}), (201, created))
+    runner = make_smoke(client, clock)
+    assert runner._create({"title": "t", "body": "b"}).status == 201
+    assert len({headers["Idempotency-Key"] for *_, headers in client.sent}) == 1
+    assert clock.sleeps == [1.0, 1.0]
+
+
 def test_a_spent_budget_starts_no_request():
     clock = FakeClock()
     client = smoke.Client("http://127.0.0.1:9", timeout=5, deadline=10, clock=clock)
