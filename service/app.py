@@ -13,7 +13,7 @@ import psycopg
 from fastapi import FastAPI
 from psycopg_pool import PoolTimeout
 
-from service import errors, notes, notes_store, system
+from service import docs_page, errors, notes, notes_store, system
 from service.breaker import DatabaseUnavailable
 from service.credentials import (
     CredentialsError,
@@ -24,6 +24,7 @@ from service.credentials import (
 )
 from service.cursors import CursorSigner
 from service.db import Database
+from service.faults import FaultInjector
 from service.metrics import RequestTelemetry
 from service.middleware import RequestMiddleware
 from service.migrations import migrate
@@ -41,9 +42,12 @@ MIGRATION_TIMEOUT_SECONDS = 250.0
 KEY_SWEEP_INTERVAL_SECONDS = 300.0
 
 
-def create_app(settings: Settings | None = None, *, database: Database | None = None) -> FastAPI:
+def create_app(
+    settings: Settings | None = None, *, database: Database | None = None, faults: FaultInjector | None = None
+) -> FastAPI:
     """Build the application; uvicorn calls it without arguments in each worker (settings from the environment)."""
     settings = settings or Settings.from_env(os.environ)
+    faults = faults or FaultInjector.from_settings(settings)
     database = database or Database(
         credentials=credential_source(settings),
         dbname=settings.db_name,
@@ -59,6 +63,10 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if faults.enabled:
+            logger.warning(
+                "fault switch on (drill only): %s", faults.describe(), extra={"event": "fault_switch_on"}
+            )
         await database.open()
         background = [
             asyncio.create_task(_migrate_until_done(state)),
@@ -82,10 +90,13 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         version=settings.app_version,
         description="Sample service of the delivery system: environment page, health endpoints and a notes API.",
         lifespan=lifespan,
+        # FastAPI's pages load their scripts from a CDN; docs_page serves a self-contained one instead.
+        docs_url=None,
         redoc_url=None,
     )
     app.state.service = state
     errors.install(app)
+    docs_page.install(app)
     app.include_router(system.router)
     app.include_router(notes.router)
     app.add_middleware(
@@ -93,6 +104,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         telemetry=RequestTelemetry(environment=settings.environment, namespace=settings.metrics_namespace),
         max_body_bytes=notes.MAX_REQUEST_BYTES,
         body_timeout=settings.request_body_timeout,
+        faults=faults,
     )
     return app
 

@@ -20,12 +20,25 @@ from service.logs import REQUEST_ID
 
 logger = logging.getLogger(__name__)
 
-Location = Literal["body", "query", "path", "header"]
+Location = Literal["body", "query", "path", "header", "request"]
+# The name an error about the request body as a whole (not JSON, too large, too slow, missing, not an object) gives
+# as its field, with location `request`: `body` alone would read as the note's own `body` field.
+WHOLE_BODY = "request_body"
 
 
 class FieldError(BaseModel):
-    field: str = Field(description="Name of the offending field, for example `title` or `limit`")
-    location: Location
+    field: str = Field(
+        description=(
+            "Name of the offending field, for example `title` or `limit`; `request_body` when the request body as a"
+            " whole is at fault"
+        )
+    )
+    location: Location = Field(
+        description=(
+            "Where it is: `body` (a field of the JSON body, dotted path for nested ones), `query`, `path`, `header`,"
+            " or `request` (the request body as a whole)"
+        )
+    )
     message: str
 
 
@@ -53,6 +66,7 @@ _DESCRIPTIONS = {
     408: "The request body did not arrive in time; the connection is closed",
     409: "A request with the same Idempotency-Key is still being processed; retry after `Retry-After` seconds",
     413: "Request body too large",
+    415: "The request body is not JSON: send `Content-Type: application/json`",
     422: "Invalid input; `fields` names each offending field",
     503: "The database is unreachable or did not answer in time; retry after `Retry-After` seconds",
 }
@@ -64,6 +78,7 @@ _CODES = {
     408: "request_timeout",
     409: "idempotency_key_in_use",
     413: "payload_too_large",
+    415: "unsupported_media_type",
     422: "validation_failed",
     503: "database_unavailable",
 }
@@ -76,6 +91,10 @@ class RequestInProgressError(Exception):
     def __init__(self, *, field: str) -> None:
         super().__init__(field)
         self.field = field
+
+
+def whole_body_error(message: str) -> FieldError:
+    return FieldError(field=WHOLE_BODY, location="request", message=message)
 
 
 class InvalidFieldError(Exception):
@@ -128,14 +147,20 @@ async def _validation_failed(request: Request, exc: RequestValidationError) -> J
 
 def _malformed_body(errors: Sequence[Any]) -> FieldError:
     detail = next(e for e in errors if e.get("type") == "json_invalid").get("ctx", {}).get("error", "invalid JSON")
-    return FieldError(field="body", location="body", message=str(detail))
+    return whole_body_error(str(detail))
 
 
 def _field_error(error: Mapping[str, Any]) -> FieldError:
     loc = [str(part) for part in error.get("loc", ())]
     location = loc[0] if loc and loc[0] in ("body", "query", "path", "header") else "body"
+    message = str(error.get("msg", "invalid value"))
+    if location == "body" and len(loc) <= 1:
+        # The body itself is missing or not a JSON object: no field of it is at fault.
+        if error.get("type") == "missing":
+            message = "A JSON object is required"
+        return whole_body_error(message)
     field = ".".join(loc[1:]) or location
-    return FieldError(field=field, location=location, message=str(error.get("msg", "invalid value")))  # type: ignore[arg-type]
+    return FieldError(field=field, location=location, message=message)  # type: ignore[arg-type]
 
 
 async def _invalid_field(request: Request, exc: InvalidFieldError) -> JSONResponse:
@@ -157,8 +182,10 @@ async def _http_error(request: Request, exc: HTTPException) -> JSONResponse:
     headers = dict(exc.headers or {})
     fields = []
     if exc.status_code in (400, 408, 413):
-        # Raised while reading the body (unreadable, too slow, too large): the body is the field at fault.
-        fields.append(FieldError(field="body", location="body", message=message))
+        # Raised while reading the body (unreadable, too slow, too large): the body as a whole is at fault.
+        fields.append(whole_body_error(message))
+    elif exc.status_code == 415:
+        fields.append(FieldError(field="Content-Type", location="header", message=message))
     if exc.status_code == 405:
         # Starlette names only the first route that matched the path; RFC 9110 wants every allowed method.
         headers["Allow"] = ", ".join(sorted(_allowed_methods(request)))

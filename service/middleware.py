@@ -14,7 +14,8 @@ import time
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from service.errors import FieldError, error_response
+from service.errors import error_response, whole_body_error
+from service.faults import FaultInjector, InjectedFault
 from service.logs import REQUEST_ID
 from service.metrics import RequestTelemetry
 
@@ -25,12 +26,19 @@ _SANE_REQUEST_ID = re.compile(rb"[A-Za-z0-9._:+=/@-]{1,128}")
 
 class RequestMiddleware:
     def __init__(
-        self, app: ASGIApp, *, telemetry: RequestTelemetry, max_body_bytes: int, body_timeout: float = 30.0
+        self,
+        app: ASGIApp,
+        *,
+        telemetry: RequestTelemetry,
+        max_body_bytes: int,
+        body_timeout: float = 30.0,
+        faults: FaultInjector | None = None,
     ) -> None:
         self.app = app
         self.telemetry = telemetry
         self.max_body_bytes = max_body_bytes
         self.body_timeout = body_timeout
+        self.faults = faults if faults is not None and faults.enabled else None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -64,16 +72,21 @@ class RequestMiddleware:
             await send(message)
 
         try:
+            if self.faults is not None:
+                await self.faults.before(scope["path"])
             if content_length is not None and content_length > self.max_body_bytes:
                 # Refused from the header alone, without reading the body. (FastAPI's own limit, which also covers
                 # chunked bodies, answers this case in plain text; our clients get the same JSON error as always.)
                 message = f"Request body exceeds {self.max_body_bytes} bytes"
-                response = error_response(
-                    413, message, fields=[FieldError(field="body", location="body", message=message)]
-                )
+                response = error_response(413, message, fields=[whole_body_error(message)])
                 await response(scope, receive, send_with_id)
             else:
                 await self.app(scope, receive_in_time, send_with_id)
+        except InjectedFault:
+            # Like any other 500: an ERROR line with its trace, then the request line counts it as a server error.
+            logger.exception("injected fault", extra={"event": "fault_injected"})
+            await error_response(500, "Internal error", code="internal_error")(scope, receive, send_with_id)
+            status = 500
         except Exception:
             logger.exception("unhandled error", extra={"event": "unhandled_error"})
             if status == 0:

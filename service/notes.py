@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import email.message
 import hashlib
 import json
+import re
 import uuid
+from collections.abc import Callable, Coroutine
 from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Path, Query, Request, Response, status
+from fastapi.routing import APIRoute
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException
 
@@ -60,11 +64,62 @@ class NotePage(BaseModel):
     next_cursor: str | None = Field(description="Pass as `cursor` to get the next page; null on the last page")
 
 
-router = APIRouter(prefix="/api/notes", tags=["notes"], max_body_size=MAX_REQUEST_BYTES)
+class JsonBodyRoute(APIRoute):
+    """Refuses a body that is not JSON with 415 before it is read, instead of a 422 about the body's shape."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+        if self.body_field is None:
+            return handler
+
+        async def checked(request: Request) -> Response:
+            _require_json(request)
+            return await handler(request)
+
+        return checked
+
+
+# Echoed in the message only when it looks like a media type (RFC 9110 token/token), never arbitrary header text.
+_MEDIA_TYPE_RE = re.compile(r"[a-z0-9!#$%&'*+.^_`|~-]{1,64}/[a-z0-9!#$%&'*+.^_`|~-]{1,64}")
+
+
+def _require_json(request: Request) -> None:
+    content_type = request.headers.get("content-type")
+    if content_type is None:
+        # No body, no media type to judge: that is the 422 for a missing request body.
+        if request.headers.get("content-length", "0") == "0" and "transfer-encoding" not in request.headers:
+            return
+        raise HTTPException(
+            status.HTTP_415_UNSUPPORTED_MEDIA_TYPE,
+            "The request body has no Content-Type: send JSON with Content-Type: application/json",
+            headers={"Accept-Post": "application/json"},
+        )
+    parsed = email.message.Message()
+    parsed["content-type"] = content_type
+    subtype = parsed.get_content_subtype()
+    if parsed.get_content_maintype() == "application" and (subtype == "json" or subtype.endswith("+json")):
+        return
+    media_type = content_type.partition(";")[0].strip().lower()
+    named = media_type if _MEDIA_TYPE_RE.fullmatch(media_type) else "of this request"
+    raise HTTPException(
+        status.HTTP_415_UNSUPPORTED_MEDIA_TYPE,
+        f"Content-Type {named} is not supported: send JSON with Content-Type: application/json",
+        headers={"Accept-Post": "application/json"},
+    )
+
+
+# A cursor is base64url(JSON position) "." base64url(16-byte signature); issued ones are about 125 characters.
+CURSOR_PATTERN = r"^[A-Za-z0-9_-]{1,160}\.[A-Za-z0-9_-]{22}$"
+MAX_CURSOR = 183
+
+router = APIRouter(
+    prefix="/api/notes", tags=["notes"], max_body_size=MAX_REQUEST_BYTES, route_class=JsonBodyRoute
+)
 NoteId = Annotated[uuid.UUID, Path(alias="id", description="Note id (UUID)")]
 IDEMPOTENCY_HEADER = "Idempotency-Key"
+# `str`, not `str | None`: a header is absent or a string, never JSON null (the default None means absent).
 IdempotencyKey = Annotated[
-    str | None,
+    str,
     Header(
         alias=IDEMPOTENCY_HEADER,
         # Visible ASCII, bare (`abc`) or as a structured-field string (`"abc"`); both name the same key.
@@ -99,6 +154,7 @@ _CREATED_HEADERS = {
             408,
             409,
             413,
+            415,
             422,
             503,
             descriptions={
@@ -109,7 +165,10 @@ _CREATED_HEADERS = {
     summary="Create a note",
 )
 async def create_note(
-    note: NoteCreate, request: Request, response: Response, idempotency_key: IdempotencyKey = None
+    note: NoteCreate,
+    request: Request,
+    response: Response,
+    idempotency_key: IdempotencyKey = None,  # type: ignore[assignment]
 ) -> NoteOut:
     state = AppState.of(request)
     if idempotency_key is None:
@@ -157,11 +216,31 @@ def _render(note: notes_store.Note) -> dict[str, Any]:
     return NoteOut.of(note).model_dump(mode="json")
 
 
-@router.get("", response_model=NotePage, responses=responses(422, 503), summary="List notes, newest first")
+@router.get(
+    "",
+    response_model=NotePage,
+    responses=responses(
+        422,
+        503,
+        descriptions={422: "Invalid `limit`, or a `cursor` this API did not issue; `fields` names each one"},
+    ),
+    summary="List notes, newest first",
+)
 async def list_notes(
     request: Request,
     limit: Annotated[int, Query(ge=1, le=100, description="Page size")] = 20,
-    cursor: Annotated[str | None, Query(max_length=512, description="`next_cursor` from the previous page")] = None,
+    # Likewise `str` with a None default: the document says "string" (a query parameter is never JSON null).
+    cursor: Annotated[  # type: ignore[assignment]
+        str,
+        Query(
+            max_length=MAX_CURSOR,
+            pattern=CURSOR_PATTERN,
+            description=(
+                "`next_cursor` from the previous page, unchanged. A cursor this API did not issue (edited, or signed"
+                " by another environment) is a 422 naming `cursor`, even when it matches the pattern."
+            ),
+        ),
+    ] = None,
 ) -> NotePage:
     state = AppState.of(request)
     after = None

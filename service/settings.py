@@ -16,6 +16,8 @@ MIN_APP_SECRET_LENGTH = 32
 MAX_SHUTDOWN_TIMEOUT_SECONDS = 110
 # Longer than the ALB's default idle timeout (60 s), so the load balancer never reuses a connection we are closing.
 DEFAULT_KEEP_ALIVE_SECONDS = 75
+# The drill's added delay stays below the ALB's idle timeout (60 s), so a delayed request is still answered.
+MAX_FAULT_LATENCY_MS = 59_000
 
 _ENVIRONMENT_RE = re.compile(r"[a-z][a-z0-9-]{0,31}")
 _COLOR_RE = re.compile(r"#(?:[0-9a-fA-F]{3}|[0-9a-fA-F]{6})|[a-zA-Z]{3,20}")
@@ -60,6 +62,9 @@ class Settings:
     request_body_timeout: int = 30
     keep_alive_timeout: int = DEFAULT_KEEP_ALIVE_SECONDS
     idempotency_key_ttl: int = 24 * 60 * 60
+    # Drill-only fault switch (make drill): share of requests to / and /api/* answered with a 500, and added delay.
+    fault_error_rate: float = 0.0
+    fault_latency_ms: int = 0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
@@ -128,6 +133,9 @@ class Settings:
             or cls.keep_alive_timeout,
             idempotency_key_ttl=reader.optional("IDEMPOTENCY_KEY_TTL_SECONDS", _integer(1, 7 * 24 * 60 * 60))
             or cls.idempotency_key_ttl,
+            fault_error_rate=reader.optional("FAULT_ERROR_RATE", _share) or cls.fault_error_rate,
+            fault_latency_ms=reader.optional("FAULT_LATENCY_MS", _integer(0, MAX_FAULT_LATENCY_MS))
+            or cls.fault_latency_ms,
         )
 
 
@@ -165,6 +173,13 @@ def _integer(low: int, high: int) -> Callable[[str, str], int]:
         return int(raw)
 
     return parse
+
+
+def _share(name: str, raw: str) -> float:
+    # Plain decimals only: "nan", "inf" and exponents are no share of requests anyone means to type.
+    if not re.fullmatch(r"[0-9]{1,3}(?:\.[0-9]{1,9})?|\.[0-9]{1,9}", raw.strip()) or not 0 <= float(raw) <= 1:
+        raise ConfigError(f"{name} must be a number 0-1 (the share of requests to fail, e.g. 0.25), got {raw!r}")
+    return float(raw)
 
 
 def _http_url(name: str, raw: str) -> str:

@@ -21,6 +21,7 @@ from svc_postgres import Database, PostgresServer, free_port
 
 from service.app import create_app
 from service.db import Database as ServiceDatabase
+from service.faults import FaultInjector
 from service.logs import OUTPUT, log_config
 from service.serve import server_config
 from service.settings import Settings
@@ -155,8 +156,10 @@ class LiveServer:
 
 
 @contextmanager
-def live_app(settings: Settings, *, database: ServiceDatabase | None = None) -> Iterator[LiveServer]:
-    with LiveServer(create_app(settings, database=database)) as server:
+def live_app(
+    settings: Settings, *, database: ServiceDatabase | None = None, faults: FaultInjector | None = None
+) -> Iterator[LiveServer]:
+    with LiveServer(create_app(settings, database=database, faults=faults)) as server:
         yield server
 
 

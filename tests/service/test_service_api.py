@@ -1,6 +1,8 @@
 from __future__ import annotations
 
+import html
 import json
+import re
 import uuid
 from collections.abc import Iterator
 
@@ -36,6 +38,11 @@ def create(client: httpx.Client, title: str = "a note", body: str = "text") -> d
 def field_errors(response: httpx.Response) -> set[str]:
     assert response.headers["content-type"] == "application/json"
     return {error["field"] for error in response.json()["fields"]}
+
+
+def locations(response: httpx.Response) -> set[tuple[str, str]]:
+    assert response.headers["content-type"] == "application/json"
+    return {(error["field"], error["location"]) for error in response.json()["fields"]}
 
 
 def test_root_is_json_by_default_and_names_the_environment(client: httpx.Client) -> None:
@@ -154,9 +161,9 @@ def test_cursor_signed_with_another_environments_key_is_rejected(
         ({"title": "nul\u0000byte"}, {"title"}),
         ({"title": "ok", "body": "nul\u0000"}, {"body"}),
         ({"title": "ok", "colour": "red"}, {"colour"}),
-        ([], {"body"}),
-        ("just a string", {"body"}),
-        (10**1000, {"body"}),
+        ([], {"request_body"}),
+        ("just a string", {"request_body"}),
+        (10**1000, {"request_body"}),
     ],
 )
 def test_invalid_notes_get_422_naming_the_field(client: httpx.Client, payload: object, fields: set[str]) -> None:
@@ -178,13 +185,59 @@ def test_lone_surrogates_are_rejected_not_a_500(client: httpx.Client) -> None:
 def test_malformed_json_is_400_naming_the_body(client: httpx.Client, body: bytes) -> None:
     response = client.post("/api/notes", content=body, headers={"Content-Type": "application/json"})
     assert response.status_code in (400, 422), response.text
-    assert field_errors(response) == {"body"}
+    assert locations(response) == {("request_body", "request")}
 
 
-def test_non_json_content_type_is_rejected(client: httpx.Client) -> None:
-    response = client.post("/api/notes", content=b"title=x", headers={"Content-Type": "text/plain"})
-    assert response.status_code == 422
-    assert field_errors(response) == {"body"}
+def test_errors_about_the_whole_body_are_told_apart_from_the_notes_body_field(client: httpx.Client) -> None:
+    whole = client.post("/api/notes", content=b"[]", headers={"Content-Type": "application/json"})
+    field = client.post("/api/notes", json={"title": "ok", "body": 12})
+    assert whole.status_code == field.status_code == 422
+    assert locations(whole) == {("request_body", "request")}
+    assert locations(field) == {("body", "body")}
+
+
+def test_a_post_without_a_body_is_422_asking_for_a_json_object(client: httpx.Client) -> None:
+    for headers in ({}, {"Content-Type": "application/json"}):
+        response = client.post("/api/notes", headers=headers)
+        assert response.status_code == 422, response.text
+        assert response.json()["fields"] == [
+            {"field": "request_body", "location": "request", "message": "A JSON object is required"}
+        ]
+
+
+@pytest.mark.parametrize(
+    ("content_type", "named"),
+    [
+        ("text/plain", "text/plain"),
+        ("application/x-www-form-urlencoded", "application/x-www-form-urlencoded"),
+        ("multipart/form-data; boundary=x", "multipart/form-data"),
+        ("application/xml", "application/xml"),
+        ("json", "of this request"),
+        ("<script>/x", "of this request"),
+    ],
+)
+def test_non_json_content_type_is_415_naming_the_header(client: httpx.Client, content_type: str, named: str) -> None:
+    response = client.post("/api/notes", content=b'{"title": "x"}', headers={"Content-Type": content_type})
+    assert response.status_code == 415, response.text
+    assert response.json()["error"] == "unsupported_media_type"
+    assert response.json()["message"] == (
+        f"Content-Type {named} is not supported: send JSON with Content-Type: application/json"
+    )
+    assert locations(response) == {("Content-Type", "header")}
+    assert response.headers["accept-post"] == "application/json"
+
+
+def test_a_body_without_content_type_is_415(client: httpx.Client) -> None:
+    response = client.post("/api/notes", content=b'{"title": "x"}')
+    assert "content-type" not in response.request.headers
+    assert response.status_code == 415, response.text
+    assert "no Content-Type" in response.json()["message"]
+
+
+@pytest.mark.parametrize("content_type", ["application/json; charset=utf-8", "Application/JSON", "application/x+json"])
+def test_json_media_types_are_accepted(client: httpx.Client, content_type: str) -> None:
+    response = client.post("/api/notes", content=b'{"title": "typed"}', headers={"Content-Type": content_type})
+    assert response.status_code == 201, response.text
 
 
 @pytest.mark.parametrize(
@@ -247,7 +300,7 @@ def test_openapi_declares_error_responses_with_their_schema(client: httpx.Client
     document = client.get("/openapi.json").json()
     operations = document["paths"]
     expected = {
-        ("/api/notes", "post"): {"201", "400", "408", "409", "413", "422", "503"},
+        ("/api/notes", "post"): {"201", "400", "408", "409", "413", "415", "422", "503"},
         ("/api/notes", "get"): {"200", "422", "503"},
         ("/api/notes/{id}", "get"): {"200", "404", "422", "503"},
         ("/api/notes/{id}", "delete"): {"204", "404", "422", "503"},
@@ -261,3 +314,40 @@ def test_openapi_declares_error_responses_with_their_schema(client: httpx.Client
             assert ref.rsplit("/", 1)[-1] in ("ErrorBody", "Readiness")
     assert "HTTPValidationError" not in document["components"]["schemas"]
     assert set(operations["/"]["get"]["responses"]["200"]["content"]) == {"application/json", "text/html"}
+
+
+def test_cursor_parameter_is_described_precisely_and_issued_cursors_match_it(client: httpx.Client) -> None:
+    for i in range(2):
+        create(client, f"described {i}")
+    cursor = client.get("/api/notes", params={"limit": 1}).json()["next_cursor"]
+    (parameter,) = [
+        p for p in client.get("/openapi.json").json()["paths"]["/api/notes"]["get"]["parameters"] if p["name"] == "cursor"
+    ]
+    schema = parameter["schema"]
+    assert schema["type"] == "string" and "anyOf" not in schema
+    assert re.fullmatch(schema["pattern"].strip("^$"), cursor) and len(cursor) <= schema["maxLength"]
+    assert "422" in parameter["description"]
+    # Schema-valid but not issued by the API: the documented 422, not a 500.
+    forged = "A" * 40 + "." + "B" * 22
+    assert re.fullmatch(schema["pattern"].strip("^$"), forged)
+    response = client.get("/api/notes", params={"cursor": forged})
+    assert response.status_code == 422 and locations(response) == {("cursor", "query")}
+
+
+def test_docs_page_is_self_contained_and_lists_every_operation(client: httpx.Client) -> None:
+    response = client.get("/docs")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/html")
+    assert response.headers["content-security-policy"].startswith("default-src 'none'")
+    page = response.text
+    document = client.get("/openapi.json").json()
+    for path, operations in document["paths"].items():
+        for method in operations:
+            assert f'{method.upper()}</span><code>{html.escape(path)}</code>' in page, (method, path)
+    assert "maximum <code>100</code>" not in page and "max <code>100</code>" in page
+    assert 'href="openapi.json"' in page
+    # Nothing loads from elsewhere: no script at all, no absolute URL, no protocol-relative one.
+    assert "<script" not in page.lower()
+    assert not re.search(r"(?i)(src|href)\s*=\s*[\"']?\s*(https?:|//|data:)", page)
+    assert not re.search(r"(?i)https?://|url\(", page)
+    assert client.get("/docs/oauth2-redirect").status_code == 404

@@ -20,8 +20,8 @@ FUZZ_CONFIG = {
     "generation": {"max-examples": 100, "database": "none", "deterministic": True},
     "operations": [
         {
-            # A cursor is opaque and signed: the schema can say it is a string, not which strings we issued,
-            # so a schema-valid but forged cursor is rightly a 422.
+            # A cursor is opaque and signed: the schema gives its pattern and length, not which strings we issued,
+            # so a schema-valid but forged cursor is the 422 the document declares for it.
             "include-name": "GET /api/notes",
             "checks": {"positive_data_acceptance": {"expected-statuses": ["2xx", "404", "422"]}},
         },

@@ -103,7 +103,7 @@ def test_a_body_trickled_byte_by_byte_gets_408_in_the_error_shape_and_a_clean_cl
     assert result.head.startswith("http/1.1 408"), result.received[:200]
     assert "connection: close" in result.head and "x-request-id: slow-body" in result.head
     assert result.body["error"] == "request_timeout"
-    assert [f["field"] for f in result.body["fields"]] == ["body"]
+    assert [(f["field"], f["location"]) for f in result.body["fields"]] == [("request_body", "request")]
 
     def request_line() -> list[dict]:
         lines = [json.loads(line) for line in captured_output.lines()]
