@@ -14,19 +14,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-# A CloudFormation-generated physical name: "<stack name>-<logical id>-<random>"; when that passes the type's maximum,
-# stack name and logical id are cut to their first 25 characters each (AWS CloudFormation User Guide, "Name type":
-# generated names; observed for IAM roles, whose names are at most 64 characters).
-GENERATED_PART = 25
-RANDOM_SUFFIX = "Q1W2E3R4T5Y6"  # 12 characters of what CloudFormation appends; any value would do
+RANDOM_SUFFIX = "A1B2C3D4E5F6"  # stands for the 12 random characters CloudFormation appends to a generated name
 ROLE_NAME_MAX = 64
 
 
 def generated_name(stack_name: str, logical_id: str, *, max_length: int = ROLE_NAME_MAX) -> str:
-    full = f"{stack_name}-{logical_id}-{RANDOM_SUFFIX}"
-    if len(full) <= max_length:
-        return full
-    return f"{stack_name[:GENERATED_PART]}-{logical_id[:GENERATED_PART]}-{RANDOM_SUFFIX}"
+    # CloudFormation's generated physical name "<stack>-<logical id>-<12 random>"; past the type's maximum it keeps
+    # 13 characters for "-<random>" and splits the rest around a hyphen, the stack half rounding up (25 + 25 for
+    # roles). Undocumented: inferred from names CloudFormation produced, e.g. the 64-character role
+    # "ChineseboostAnalyticsStac-RainlyticsSummariesJobFun-UjecjFhpdr1d"; DESIGN.md "Hosted secret rotation".
+    name = f"{stack_name}-{logical_id}-{RANDOM_SUFFIX}"
+    if len(name) <= max_length:
+        return name
+    room = max_length - len(RANDOM_SUFFIX) - 2
+    stack_part = (room + 1) // 2
+    return f"{stack_name[:stack_part]}-{logical_id[: room - stack_part]}-{RANDOM_SUFFIX}"
 
 
 def nested_stack_name(parent_stack_name: str, logical_id: str) -> str:
@@ -166,23 +168,23 @@ def _as_list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else [value]
 
 
-def _glob(pattern: str, text: str, *, case_sensitive: bool) -> bool:
+def glob_match(pattern: str, text: str, *, ignore_case: bool) -> bool:
     # IAM wildcards: "*" any run of characters, "?" one character; no character classes.
     regex = "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern)
-    return re.fullmatch(regex, text, 0 if case_sensitive else re.IGNORECASE) is not None
+    return re.fullmatch(regex, text, re.IGNORECASE if ignore_case else 0) is not None
 
 
 def _arn_like(pattern: str, arn: str) -> bool:
     # ArnLike compares each of the six colon-separated parts with wildcards (IAM User Guide, "ARN condition operators").
     pattern_parts, arn_parts = pattern.split(":", 5), arn.split(":", 5)
     return len(pattern_parts) == len(arn_parts) == 6 and all(
-        _glob(p, a, case_sensitive=True) for p, a in zip(pattern_parts, arn_parts)
+        glob_match(p, a, ignore_case=False) for p, a in zip(pattern_parts, arn_parts)
     )
 
 
 OPERATORS = {
     "StringEquals": lambda p, v: p == v,
-    "StringLike": lambda p, v: _glob(p, v, case_sensitive=True),
+    "StringLike": lambda p, v: glob_match(p, v, ignore_case=False),
     "ArnEquals": lambda p, v: p == v,
     "ArnLike": _arn_like,
 }
@@ -212,7 +214,7 @@ def statement_applies(statement: dict[str, Any], *, action: str, principal_arn: 
     )
     if not matches_principal:
         return False
-    if not any(_glob(a, action, case_sensitive=False) for a in _as_list(statement.get("Action", []))):
+    if not any(glob_match(a, action, ignore_case=True) for a in _as_list(statement.get("Action", []))):
         return False
     context = {"aws:PrincipalArn": principal_arn, "aws:PrincipalAccount": account}
     return all(

@@ -29,14 +29,15 @@ from stages.naming import execution_policy_name
 from tools import bootstrap_policy
 from tools.bootstrap_policy import AccountKind
 
+from tests.infra.cfn_model import RANDOM_SUFFIX as RANDOM
+from tests.infra.cfn_model import ROLE_NAME_MAX, generated_name, glob_match, nested_stack_name
+
 Render = Callable[[AccountKind, str], dict[str, Any]]
 SCHEMAS = Path(cfnlint.__file__).parent / "data" / "schemas"
 # CloudFormation runs create/update/delete, and the read handler to refresh a resource's attributes and to confirm it
 # exists during update, delete and rollback. `list` is left out: CloudFormation calls it only for resource import,
 # IaC-generator scans and Cloud Control's ListResources, never in a stack operation.
 OPERATIONS = ("create", "update", "delete", "read")
-RANDOM = "A1B2C3D4E5F6"  # stands for the 12 random characters CloudFormation appends to a generated name
-ROLE_NAME_MAX = 64
 # IAM quotas: a customer-managed policy holds at most 6,144 characters, white space not counted.
 MANAGED_POLICY_MAX = 6144
 SERVERLESS_TRANSFORM = "AWS::Serverless-2016-10-31"
@@ -91,11 +92,6 @@ def iam_actions(service: str) -> list[str]:
 # --- IAM's evaluation -------------------------------------------------------------------------------------------
 
 
-def _glob(pattern: str, value: str, *, ignore_case: bool) -> bool:
-    regex = "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern)
-    return re.fullmatch(regex, value, re.IGNORECASE if ignore_case else 0) is not None
-
-
 def _as_list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else [value]
 
@@ -109,15 +105,15 @@ def _resource_matches(pattern: str, arn: str | None) -> bool:
     # IAM matches an ARN's six colon-separated parts one by one; the last part may itself hold colons.
     pattern_parts, arn_parts = pattern.split(":", 5), arn.split(":", 5)
     return len(pattern_parts) == len(arn_parts) == 6 and all(
-        _glob(p, a, ignore_case=False) for p, a in zip(pattern_parts, arn_parts)
+        glob_match(p, a, ignore_case=False) for p, a in zip(pattern_parts, arn_parts)
     )
 
 
 def _statement_applies(statement: dict[str, Any], action: str, arn: str | None, *, deny: bool) -> bool:
     if "Action" in statement:
-        acts = any(_glob(p, action, ignore_case=True) for p in _as_list(statement["Action"]))
+        acts = any(glob_match(p, action, ignore_case=True) for p in _as_list(statement["Action"]))
     else:
-        acts = not any(_glob(p, action, ignore_case=True) for p in _as_list(statement["NotAction"]))
+        acts = not any(glob_match(p, action, ignore_case=True) for p in _as_list(statement["NotAction"]))
     if not acts:
         return False
     if "Condition" in statement:
@@ -139,19 +135,6 @@ def decision(policy: dict[str, Any], action: str, arn: str | None) -> str:
 
 
 # --- CloudFormation's view of the assembly ----------------------------------------------------------------------
-
-
-def generated_name(stack_name: str, logical_id: str, *, limit: int = ROLE_NAME_MAX) -> str:
-    # CloudFormation's generated physical name "<stack>-<logical id>-<12 random>"; past the type's maximum it keeps
-    # 13 characters for "-<random>" and splits the rest around a hyphen, the stack half rounding up (25 + 25 for
-    # roles). Undocumented: inferred from names CloudFormation produced, e.g. the 64-character role
-    # "ChineseboostAnalyticsStac-RainlyticsSummariesJobFun-UjecjFhpdr1d"; DESIGN.md "Hosted secret rotation".
-    name = f"{stack_name}-{logical_id}-{RANDOM}"
-    if len(name) <= limit:
-        return name
-    room = limit - len(RANDOM) - 2
-    stack_part = (room + 1) // 2
-    return f"{stack_name[:stack_part]}-{logical_id[: room - stack_part]}-{RANDOM}"
 
 
 @dataclass(frozen=True)
@@ -223,11 +206,6 @@ class Stack:
     def role_arn(self, logical_id: str) -> str:
         path = self.resolve(self.resources[logical_id].get("Properties", {}).get("Path", "/"))
         return f"arn:aws:iam::{self.account}:role{path}{self.role_name(logical_id)}"
-
-
-def nested_stack_name(parent: str, logical_id: str) -> str:
-    # A nested stack is named "<parent stack name>-<logical id of its stack resource>-<random>".
-    return f"{parent}-{logical_id}-{RANDOM}"
 
 
 def application_arn(stack: Stack, application: dict[str, Any]) -> str:
@@ -571,7 +549,7 @@ def withheld_for(need: Need) -> Withheld | None:
         (
             w
             for w in WITHHELD
-            if fnmatch.fnmatchcase(need.type_name, w.types) and _glob(w.actions, need.action, ignore_case=True)
+            if fnmatch.fnmatchcase(need.type_name, w.types) and glob_match(w.actions, need.action, ignore_case=True)
         ),
         None,
     )
@@ -699,7 +677,7 @@ def test_withheld_permissions_are_ones_the_provider_schemas_list(environment_sta
         if withheld.actions == "*":
             continue
         permissions = {p for t in types for op in OPERATIONS for p in (handlers(t, region) or {}).get(op, [])}
-        matched = any(_glob(withheld.actions, p, ignore_case=True) for p in permissions)
+        matched = any(glob_match(withheld.actions, p, ignore_case=True) for p in permissions)
         assert matched, f"{withheld.types} {withheld.actions}: no handler of those types lists such a permission"
 
 
@@ -821,7 +799,7 @@ def test_every_action_in_the_policies_exists_in_iam_authorization_data(
                 service, _, name = action.partition(":")
                 if service not in iam_definition or not name:
                     unknown.append(f"{kind}/{statement['Sid']}: {action} (no such service)")
-                elif not any(_glob(action, a, ignore_case=True) for a in iam_actions(service)):
+                elif not any(glob_match(action, a, ignore_case=True) for a in iam_actions(service)):
                     unknown.append(f"{kind}/{statement['Sid']}: {action}")
     assert not unknown, "\n".join(unknown)
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from policy_sentry.querying.actions import get_action_data
 
-from tests.infra.cfn_model import Assembly, Stack, _glob
+from tests.infra.cfn_model import Assembly, Stack, glob_match
 
 pytestmark = pytest.mark.xdist_group("infra")
 ROOT = Path(__file__).resolve().parents[2]
@@ -54,7 +54,7 @@ def _allowed(statements: list[tuple[Stack, dict]], action: str, assembly: Assemb
     found = []
     for stack, statement in statements:
         actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
-        if statement["Effect"] != "Allow" or not any(_glob(a, action, case_sensitive=False) for a in actions):
+        if statement["Effect"] != "Allow" or not any(glob_match(a, action, ignore_case=True) for a in actions):
             continue
         resources = statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
         found.extend(_arn(stack, r, assembly) for r in resources)
