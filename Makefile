@@ -15,7 +15,7 @@ PYTEST := $(BIN)/python -m pytest
 
 .PHONY: help
 help: ## list the targets
-	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{gsub(/\$$\$$/, "$$", $$2); printf "  %-16s %s\n", $$1, $$2}'
 
 $(VENV)/.installed: requirements-dev.txt service/requirements.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -56,13 +56,26 @@ deploy: install preflight ## deploy the pipeline stack once (runs preflight firs
 bootstrap-policy: install ## the scoped cdk bootstrap execution policy and its commands: KIND=environment|pipeline [ACCOUNT=id]
 	$(BIN)/python -m tools.bootstrap_policy --account-kind $(KIND) $(if $(ACCOUNT),--account $(ACCOUNT)) --out bootstrap-$(KIND)-policy.json
 
+.PHONY: drill
+drill: $(VENV)/.installed ## rollback drill in your account: make drill ENV=dev (prod needs ARGS=--i-mean-prod)
+	$(BIN)/python -m tools.drill $(or $(ENV),dev) $(ARGS)
+
+.PHONY: dora
+dora: $(VENV)/.installed ## DORA metrics from the pipeline's history: make dora DAYS=90 (table, build/dora/)
+	$(BIN)/python -m tools.dora --days $(or $(DAYS),90) $(ARGS)
+
 .PHONY: test-infra
 test-infra: install ## infrastructure tests only (templates, cdk-nag, cfn-lint)
 	$(PYTEST) -n 2 tests/infra
 
 .PHONY: run
-run: install ## serve the service on 127.0.0.1:$${PORT:-8080} against an embedded PostgreSQL 18
+run: install ## serve the service on 127.0.0.1:8080 (PORT=n make run for another port) against an embedded PostgreSQL 18
 	$(BIN)/python -m tools.devserver
+
+.PHONY: smoke
+smoke: $(VENV)/.installed ## smoke-test a running service: make smoke URL=http://127.0.0.1:8080 (or a load balancer's URL)
+	@test -n "$(URL)" || { echo "smoke: give the service's address: make smoke URL=http://127.0.0.1:8080" >&2; exit 2; }
+	$(BIN)/python smoke/smoke_test.py --base-url "$(URL)"
 
 .PHONY: report
 report: install ## delivery report (lead time, rollback, cost) from cdk.out into docs/

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import copy
+import difflib
 import json
+import types
+import typing
 from collections.abc import Mapping
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from config.model import AppConfig
 
@@ -126,8 +129,43 @@ def _describe(exc: ValidationError, data: Mapping[str, Any]) -> str:
         message = error["msg"].removeprefix("Value error, ")
         given = error.get("input")
         shown = "" if isinstance(given, (dict, list)) or error["type"] == "missing" else f" (got {given!r})"
+        if error["type"] == "extra_forbidden":
+            message = _unknown_key(error["loc"])
+            shown = ""
         lines.append(f"{path}: {message}{shown}")
     return "invalid configuration:\n  " + "\n  ".join(lines)
+
+
+def _unknown_key(loc: tuple[Any, ...]) -> str:
+    model = _model_at(loc[:-1])
+    if model is None:
+        return "is not a configuration key"
+    keys = list(model.model_fields)
+    close = difflib.get_close_matches(str(loc[-1]), keys, n=1, cutoff=0.6)
+    hint = f"did you mean {close[0]}? " if close else ""
+    return f"is not a configuration key; {hint}valid keys here: {', '.join(keys)}"
+
+
+def _model_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:
+    model: type[BaseModel] | None = AppConfig
+    for item in loc:
+        if isinstance(item, int):
+            continue
+        field = model.model_fields.get(item) if model else None
+        model = _model_in(field.annotation) if field else None
+    return model
+
+
+def _model_in(annotation: Any) -> type[BaseModel] | None:
+    # EnvironmentConfig, tuple[EnvironmentConfig, ...] and TlsConfig | None all lead to the model.
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    if typing.get_origin(annotation) in (tuple, list, typing.Union, types.UnionType):
+        for argument in typing.get_args(annotation):
+            found = _model_in(argument)
+            if found:
+                return found
+    return None
 
 
 def _readable_path(loc: tuple[Any, ...], data: Mapping[str, Any]) -> str:

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import difflib
+import importlib.util
+import ipaddress
+import json
 import re
+from functools import cache
+from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -17,7 +23,30 @@ def _account(value: str) -> str:
 
 
 Account = Annotated[str, AfterValidator(_account), Field(description="12-digit AWS account id")]
-Region = Annotated[str, Field(pattern=r"^[a-z]{2}(-gov)?-[a-z]+-\d$", description="AWS region, e.g. eu-west-1")]
+
+
+@cache
+def aws_regions() -> tuple[str, ...]:
+    """The regions aws-cdk-lib's region_info knows (its fact tables are what synthesis uses)."""
+    from aws_cdk.region_info import RegionInfo
+
+    return tuple(sorted(r.name for r in RegionInfo.regions))
+
+
+def _nearest(value: str, choices: tuple[str, ...] | list[str]) -> str:
+    close = difflib.get_close_matches(value, choices, n=1, cutoff=0.6)
+    return f"; did you mean {close[0]}?" if close else ""
+
+
+def _region(value: str) -> str:
+    known = aws_regions()
+    if value not in known:
+        hint = _nearest(value, known) or f" (write it like eu-west-1; known: {', '.join(known)})"
+        raise ValueError(f"is not an AWS region aws-cdk-lib knows{hint}")
+    return value
+
+
+Region = Annotated[str, AfterValidator(_region), Field(description="AWS region, e.g. eu-west-1")]
 Name = Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]{1,30}$", description="lower-case letters, digits and '-'")]
 CONNECTION_ARN = re.compile(
     r"^arn:aws[a-z-]*:(codeconnections|codestar-connections):[a-z0-9-]+:\d{12}:connection/[0-9a-f-]{36}$"
@@ -48,6 +77,27 @@ def postgres_versions() -> tuple[str, ...]:
     return tuple(sorted((n.removeprefix("VER_").replace("_", ".") for n in names), key=lambda v: int(v.split(".")[1])))
 
 
+# RDS's orderable instance classes per engine version, as cfn-lint ships them (generated from RDS's
+# DescribeOrderableDBInstanceOptions); per-region orderability is `make preflight`'s job.
+RDS_CLASSES_FILE = "data/schemas/extensions/aws_rds_dbinstance/db_instance_class.json"
+
+
+@cache
+def postgres_instance_classes() -> tuple[str, ...]:
+    """Instance classes (without the "db." prefix) RDS offers for at least one PostgreSQL 18 version."""
+    spec = importlib.util.find_spec("cfnlint")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("cfn-lint is not installed: run `make install`")
+    data = json.loads((Path(spec.submodule_search_locations[0]) / RDS_CLASSES_FILE).read_text())
+    classes: set[str] = set()
+    for branch in data["allOf"]:
+        condition = branch["if"]["properties"]
+        version = condition.get("EngineVersion", {}).get("pattern", "")
+        if condition.get("Engine", {}).get("const") == "postgres" and version.startswith("^(18\\."):
+            classes.update(c.removeprefix("db.") for c in branch["then"]["properties"]["DBInstanceClass"]["enum"])
+    return tuple(sorted(classes))
+
+
 class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -55,8 +105,20 @@ class _Frozen(BaseModel):
 class SourceConfig(_Frozen):
     owner: str = Field(pattern=r"^[A-Za-z0-9_.-]+$", description="GitHub owner or organisation")
     repo: str = Field(pattern=r"^[A-Za-z0-9_.-]+$", description="repository name")
-    branch: str = Field(default="main", min_length=1, description="branch whose pushes start the pipeline")
+    branch: str = Field(default="main", description="branch whose pushes start the pipeline")
     connection_arn: str = Field(description="CodeConnections connection ARN, authorised once in the console")
+
+    @field_validator("branch")
+    @classmethod
+    def _branch(cls, value: str) -> str:
+        # The rules of `git check-ref-format --branch` that a configured name can break.
+        if not value.strip():
+            raise ValueError("must name the branch whose pushes start the pipeline, e.g. main; it is blank")
+        if value != value.strip() or re.search(r"[\s~^:?*\[\\]|\.\.|@\{|//", value):
+            raise ValueError("is not a valid git branch name: no spaces, '..', '@{', '//' or any of ~^:?*[\\")
+        if value.startswith(("-", "/", ".")) or value.endswith(("/", ".", ".lock")):
+            raise ValueError("is not a valid git branch name: it may not start with - / . nor end with / . or .lock")
+        return value
 
     @field_validator("connection_arn")
     @classmethod
@@ -70,8 +132,35 @@ class SourceConfig(_Frozen):
 
 
 class NetworkConfig(_Frozen):
-    cidr: str = Field(default="10.0.0.0/16", pattern=r"^\d+\.\d+\.\d+\.\d+/(1[6-9]|2[0-4])$")
+    cidr: str = Field(default="10.0.0.0/16", description="the VPC's IPv4 network, /16 to /24, e.g. 10.10.0.0/16")
     availability_zones: tuple[str, ...] = Field(description="AZ names (no lookups): at least two")
+
+    @field_validator("cidr")
+    @classmethod
+    def _cidr(cls, value: str) -> str:
+        if not re.fullmatch(r"\d{1,3}(\.\d{1,3}){3}/\d{1,2}", value):
+            raise ValueError("must be an IPv4 network in CIDR notation like 10.10.0.0/16")
+        try:
+            network = ipaddress.IPv4Network(value, strict=False)
+        except ValueError as error:
+            raise ValueError(f"is not an IPv4 network: {error}") from None
+        if not 16 <= network.prefixlen <= 24:
+            raise ValueError(f"prefix /{network.prefixlen} is outside the /16 to /24 a VPC here may use")
+        if str(network) != value:
+            raise ValueError(f"has host bits set: the network is {network} (write that, or pick another range)")
+        if not network.is_private:
+            raise ValueError("must be a private range (10.0.0.0/8, 172.16.0.0/12 or 192.168.0.0/16)")
+        return value
+
+    @field_validator("availability_zones", mode="before")
+    @classmethod
+    def _az_list(cls, value: object) -> object:
+        if isinstance(value, str):
+            raise ValueError(
+                "must be a list of AZ names: in cdk.json [\"eu-west-1a\", \"eu-west-1b\"], on the command line "
+                "-c 'delivery.environments.<name>.network.availability_zones=[\"eu-west-1a\",\"eu-west-1b\"]'"
+            )
+        return value
     nat_gateways: int = Field(ge=1, le=6, description="one per AZ for high availability, one to save cost")
     interface_endpoints: bool = Field(default=True, description="ECR, Logs, Secrets Manager endpoints (cost money)")
 
@@ -120,7 +209,7 @@ class ServiceConfig(_Frozen):
 
 
 class DatabaseConfig(_Frozen):
-    instance_class: str = Field(pattern=r"^[a-z][a-z0-9]*\.[a-z0-9]+$", description="e.g. t4g.micro, r7g.large")
+    instance_class: str = Field(description="RDS class without the db. prefix, e.g. t4g.micro, r7g.large")
     engine_version: str = Field(
         default=POSTGRES_VERSION,
         pattern=r"^18\.\d+$",
@@ -133,6 +222,18 @@ class DatabaseConfig(_Frozen):
     deletion_protection: bool = False
     rotation_days: int = Field(default=30, ge=1, le=365)
     database_name: str = Field(default="app", pattern=r"^[a-z][a-z0-9_]{0,62}$")
+
+    @field_validator("instance_class")
+    @classmethod
+    def _known_class(cls, value: str) -> str:
+        known = postgres_instance_classes()
+        name = value.removeprefix("db.")
+        if name not in known:
+            family = name.split(".")[0]
+            sizes = [c for c in known if c.split(".")[0] == family]
+            hint = f"; {family} classes: {', '.join(sizes)}" if sizes else _nearest(name, known)
+            raise ValueError(f"is not an instance class RDS offers for PostgreSQL 18{hint}")
+        return name
 
     @field_validator("engine_version")
     @classmethod
@@ -218,8 +319,16 @@ class NotificationConfig(_Frozen):
 
 
 class TlsConfig(_Frozen):
-    domain_name: str = Field(pattern=r"^([a-z0-9-]+\.)+[a-z]{2,}$")
-    certificate_arn: str
+    domain_name: str = Field(
+        max_length=253,
+        pattern=r"^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$",
+        description="lower-case host name users type, e.g. notes.example.com",
+    )
+    certificate_arn: str = Field(description="ACM certificate covering domain_name (us-east-1 when terminate is cloudfront)")
+    terminate: Literal["cloudfront", "alb"] = Field(
+        default="cloudfront",
+        description="cloudfront: domain as an alias on the distribution, ALB internal; alb: public ALB with HTTPS, no CloudFront",
+    )
 
     @field_validator("certificate_arn")
     @classmethod
@@ -227,6 +336,17 @@ class TlsConfig(_Frozen):
         if not CERTIFICATE_ARN.match(value):
             raise ValueError("must be an ACM certificate ARN")
         return value
+
+    @model_validator(mode="after")
+    def _certificate_region(self) -> TlsConfig:
+        # CloudFront accepts viewer certificates only from ACM in us-east-1.
+        region = self.certificate_arn.split(":")[3]
+        if self.terminate == "cloudfront" and region != "us-east-1":
+            raise ValueError(
+                f"certificate_arn is in {region}; a certificate on CloudFront must be in us-east-1 "
+                "(or set terminate: alb to use a certificate in the environment's region on a public ALB)"
+            )
+        return self
 
 
 class SharedSecretConfig(_Frozen):
@@ -248,7 +368,7 @@ class EnvironmentConfig(_Frozen):
     account: Account = PLACEHOLDER_ACCOUNT
     region: Region
     requires_approval: bool = Field(description="a person approves promotion into this environment")
-    color: str = Field(default="#6b7280", pattern=r"^#[0-9a-fA-F]{6}$", description="banner colour of the page")
+    color: str = Field(default="#6b7280", description="banner colour of the page, #rrggbb")
     log_retention_days: Literal[1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 3653]
     network: NetworkConfig
     service: ServiceConfig
@@ -261,6 +381,13 @@ class EnvironmentConfig(_Frozen):
     alb_deletion_protection: bool = False
     retain_data: bool = Field(default=False, description="snapshot/retain stateful resources on stack deletion")
     tags: dict[str, str] = Field(default_factory=dict, description="extra tags on top of the standard ones")
+
+    @field_validator("color")
+    @classmethod
+    def _color(cls, value: str) -> str:
+        if not re.fullmatch(r"#[0-9a-fA-F]{6}", value):
+            raise ValueError("must be a hex colour '#' plus six hex digits, e.g. #2563eb")
+        return value
 
     @property
     def uses_placeholder_account(self) -> bool:
@@ -281,6 +408,38 @@ class PipelineConfig(_Frozen):
     log_retention_days: Literal[7, 14, 30, 60, 90, 180, 365, 731] = 90
     # SUPERSEDED: a newer commit overtakes an older one waiting at an approval (see README).
     execution_mode: Literal["SUPERSEDED", "QUEUED"] = "SUPERSEDED"
+    # IANA time zone of the deployment window (and of people reading the pipeline's schedule).
+    time_zone: str = "UTC"
+    # How long staging's health is watched after its deploy before prod may be approved; the gate function runs at
+    # most 15 minutes (Lambda's limit) including two minutes of margin.
+    promotion_bake_minutes: int = Field(default=10, ge=1, le=13)
+    # When the last environment may be entered: CodePipeline's DeploymentWindow cron (seconds minutes hours
+    # day-of-month month day-of-week [year], seconds "*"); default Monday–Thursday 09:00–16:00; null disables it.
+    deployment_window: str | None = "* * 9-15 ? * MON-THU *"
+
+    @field_validator("time_zone")
+    @classmethod
+    def _time_zone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown IANA time zone {value!r}, for example 'Europe/Berlin' or 'UTC'") from None
+        return value
+
+    @field_validator("deployment_window")
+    @classmethod
+    def _deployment_window(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        fields = value.split()
+        if len(fields) not in (6, 7) or fields[0] != "*":
+            raise ValueError(
+                f"{value!r} is not a DeploymentWindow cron: 6 or 7 fields (seconds minutes hours day-of-month month "
+                "day-of-week [year]) with '*' as seconds, for example '* * 9-15 ? * MON-THU *'"
+            )
+        return value
 
     @property
     def uses_placeholder_account(self) -> bool:

@@ -16,8 +16,9 @@ from aws_cdk import aws_sns_subscriptions as subscriptions
 from aws_cdk import pipelines
 from constructs import Construct
 
-from config import AppConfig
+from config import AppConfig, EnvironmentConfig
 from pipeline.buildspec import read_buildspec
+from pipeline.gates import AlarmGate, apply_gates
 from pipeline.verification import verification_step
 from stages.retention import retention
 from stages.nag import acknowledge, acknowledge_wildcards
@@ -131,36 +132,29 @@ class PipelineStack(Stack):
         last = app_config.environments[-1].name
         review_url = f"https://github.com/{source_config.owner}/{source_config.repo}/commit/{commit}"
         previous = None
+        deploy_stages: dict[str, EnvironmentConfig] = {}
         for env in app_config.environments:
             stage = ServiceStage(self, env.name.capitalize(), app_config=app_config, config=env)
-            pre: list[pipelines.Step] = []
-            if env.requires_approval:
-                pre.append(
-                    pipelines.ManualApprovalStep(
-                        f"Promote-to-{env.name}",
-                        comment=(
-                            f"Promote commit {commit} to {env.name}"
-                            + (f" (verified in {previous}: see its dashboard and the Verify step log)" if previous else "")
-                            + ". The link shows the commit."
-                        ),
-                        review_url=review_url,
-                    )
-                )
-            if env.name == last:
-                # After the person approves: CDK's auto-approve function polls only five minutes for the Confirm
-                # action, which becomes pending right after the check, so a check beside the approval always expired.
-                check = pipelines.ConfirmPermissionsBroadening(f"Check-broadening-{env.name}", stage=stage)
-                if pre:
-                    check.add_step_dependency(pre[-1])
-                pre.append(check)
+            pre = self._promotion_steps(env, stage, commit=commit, review_url=review_url, previous=previous, last=last)
+            if pre:
+                # Its own CodePipeline stage: a stage rollback re-runs the deploy stage and never replays an approval.
+                self.pipeline.add_wave(f"Approve-{env.name.capitalize()}", pre=pre)
             self.pipeline.add_stage(
                 stage,
-                pre=pre,
                 post=[verification_step(env=env, stage=stage, scan_image=previous is None)],
             )
+            deploy_stages[env.name.capitalize()] = env
             self.stages.append(stage)
             previous = env.name
         self.pipeline.build_pipeline()
+        # The environment whose health decides whether the last one may be approved (staging by default).
+        self.gates: dict[str, AlarmGate] = {}
+        if len(app_config.environments) > 1:
+            gated = app_config.environments[-2]
+            self.gates[gated.name.capitalize()] = AlarmGate(
+                self, "PromotionGate", app_config=app_config, env=gated, key=self.key
+            )
+        apply_gates(self.pipeline.pipeline, app_config=app_config, deploy_stages=deploy_stages, gates=self.gates)
         self._pin_security_check(cli_version)
         self._acknowledge_generated()
         self.notifications = sns.Topic(
@@ -179,6 +173,32 @@ class PipelineStack(Stack):
                 codepipeline.PipelineNotificationEvents.PIPELINE_EXECUTION_SUCCEEDED,
             ],
         )
+
+    def _promotion_steps(
+        self, env: EnvironmentConfig, stage: ServiceStage, *, commit: str, review_url: str, previous: str | None, last: str
+    ) -> list[pipelines.Step]:
+        """The approval (and, before the last environment, the permissions-broadening check) in front of a deploy."""
+        pre: list[pipelines.Step] = []
+        if env.requires_approval:
+            pre.append(
+                pipelines.ManualApprovalStep(
+                    f"Promote-to-{env.name}",
+                    comment=(
+                        f"Promote commit {commit} to {env.name}"
+                        + (f" (verified in {previous}: see its dashboard and the Verify step log)" if previous else "")
+                        + ". The link shows the commit."
+                    ),
+                    review_url=review_url,
+                )
+            )
+        if env.name == last:
+            # After the person approves: CDK's auto-approve function polls only five minutes for the Confirm
+            # action, which becomes pending right after the check, so a check beside the approval always expired.
+            check = pipelines.ConfirmPermissionsBroadening(f"Check-broadening-{env.name}", stage=stage)
+            if pre:
+                check.add_step_dependency(pre[-1])
+            pre.append(check)
+        return pre
 
     def _pin_security_check(self, cli_version: str) -> None:
         """CDK's permissions-broadening check installs the latest aws-cdk on the image's default Node; pin both."""

@@ -169,6 +169,8 @@ class Environment:
     web_acls: int = 0
     waf_rules: int = 0
     load_balancers: int = 0
+    distributions: int = 0
+    vpc_origins: int = 0
     alarm_count_standard: int = 0
     alarm_count_high_res: int = 0
 
@@ -245,7 +247,7 @@ def environment_of(name: str, stacks: dict[str, dict]) -> Environment:
     """Merge the facts of one environment's stacks ({stack name: template})."""
     env = Environment(name=name, stack_names=tuple(stacks))
     alarms: dict[str, Alarm] = {}
-    counts = dict(nat=0, eip=0, endpoints=0, kms=0, secrets=0, acl=0, rules=0, lb=0, std=0, hi=0)
+    counts = dict(nat=0, eip=0, endpoints=0, kms=0, secrets=0, acl=0, rules=0, lb=0, std=0, hi=0, cf=0, vpco=0)
     db = None
     for stack_name, template in stacks.items():
         svc = service_of(template)
@@ -267,6 +269,8 @@ def environment_of(name: str, stacks: dict[str, dict]) -> Environment:
         counts["acl"] += len(acls)
         counts["rules"] += sum(len(p.get("Rules", [])) for _, p in acls)
         counts["lb"] += len(resources_of(template, "AWS::ElasticLoadBalancingV2::LoadBalancer"))
+        counts["cf"] += len(resources_of(template, "AWS::CloudFront::Distribution"))
+        counts["vpco"] += len(resources_of(template, "AWS::CloudFront::VpcOrigin"))
         instances = resources_of(template, "AWS::RDS::DBInstance")
         if instances:
             db = instances[0][1]
@@ -274,6 +278,7 @@ def environment_of(name: str, stacks: dict[str, dict]) -> Environment:
         env, alarms=alarms, nat_gateways=counts["nat"], eips=counts["eip"],
         interface_endpoint_azs=counts["endpoints"], kms_keys=counts["kms"], secrets=counts["secrets"],
         web_acls=counts["acl"], waf_rules=counts["rules"], load_balancers=counts["lb"],
+        distributions=counts["cf"], vpc_origins=counts["vpco"],
         alarm_count_standard=counts["std"], alarm_count_high_res=counts["hi"],
         db_class=db.get("DBInstanceClass") if db else None,
         db_multi_az=str(db.get("MultiAZ", False)).lower() == "true" if db else False,
@@ -551,8 +556,16 @@ PRICES: dict[str, tuple[float, str, str]] = {
     "alarm_high_res_month": (0.30, "per high-resolution alarm-month", "https://aws.amazon.com/cloudwatch/pricing/"),
     "waf_acl_month": (5.00, "per web ACL-month", "https://aws.amazon.com/waf/pricing/"),
     "waf_rule_month": (1.00, "per rule-month", "https://aws.amazon.com/waf/pricing/"),
+    "cloudfront_https_10k": (0.012, "per 10,000 HTTPS requests (Europe; the always-free tier not deducted)",
+                             "https://aws.amazon.com/cloudfront/pricing/"),
+    "cloudfront_gb_out": (0.085, "per GB to the internet, first 10 TB (Europe/US; the always-free tier not deducted)",
+                          "https://aws.amazon.com/cloudfront/pricing/"),
+    "vpc_origin_month": (0.00, "per VPC origin-month: no additional charge", "https://aws.amazon.com/cloudfront/pricing/"),
 }
 LCU_ESTIMATE = 1.0
+# Traffic a small service sees per environment and month (estimate); CloudFront has no fixed monthly charge.
+CLOUDFRONT_MILLION_REQUESTS = 1.0
+CLOUDFRONT_GB_OUT = 10.0
 LOG_GB_PER_TASK_MONTH = 2.0
 
 
@@ -596,6 +609,13 @@ def monthly_cost(env: Environment, prices: dict[str, tuple[float, str, str]] = P
     if env.web_acls:
         lines.append((f"WAF web ACL × {env.web_acls} + {env.waf_rules} rules (requests extra)",
                       env.web_acls * p["waf_acl_month"] + env.waf_rules * p["waf_rule_month"]))
+    if env.distributions:
+        lines.append((f"CloudFront × {env.distributions}: ~{CLOUDFRONT_MILLION_REQUESTS:g} M HTTPS requests + "
+                      f"{CLOUDFRONT_GB_OUT:g} GB out each (estimate)",
+                      env.distributions * (CLOUDFRONT_MILLION_REQUESTS * 100 * p["cloudfront_https_10k"]
+                                           + CLOUDFRONT_GB_OUT * p["cloudfront_gb_out"])))
+    if env.vpc_origins:
+        lines.append((f"CloudFront VPC origin × {env.vpc_origins}", env.vpc_origins * p["vpc_origin_month"]))
     lines = [(name, round(v, 2)) for name, v in lines]
     lines.append(("Total", round(sum(v for _, v in lines), 2)))
     return lines

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from aws_cdk import Duration
+from aws_cdk import aws_cloudfront as cloudfront
 from aws_cdk import aws_cloudwatch as cw
 from aws_cdk import aws_elasticloadbalancingv2 as elbv2
 from aws_cdk import aws_rds as rds
@@ -26,6 +27,7 @@ class Dashboard(Construct):
         alb: elbv2.ApplicationLoadBalancer,
         database: rds.DatabaseInstance,
         alarms: ServiceAlarms,
+        distribution: cloudfront.IDistribution | None = None,
     ) -> None:
         super().__init__(scope, id_)
         minute = Duration.minutes(1)
@@ -59,6 +61,8 @@ class Dashboard(Construct):
                 width=8,
             ),
         )
+        if distribution is not None:
+            self.dashboard.add_widgets(self._edge(distribution))
         # The deployment alarms' own expressions, with their thresholds: what ECS rolls back on, as ECS sees it.
         self.dashboard.add_widgets(
             cw.AlarmWidget(title="5xx % (targets and load balancer)", alarm=alarms.error_rate, width=12),
@@ -104,4 +108,22 @@ class Dashboard(Construct):
                 left=[database.metric_free_storage_space(period=Duration.minutes(5))],
                 width=12,
             ),
+        )
+
+    @staticmethod
+    def _edge(distribution: cloudfront.IDistribution) -> cw.GraphWidget:
+        # CloudFront publishes its metrics only in us-east-1; a dashboard (unlike an alarm) can read another region.
+        edge_metric = lambda name, stat: cw.Metric(  # noqa: E731
+            namespace="AWS/CloudFront",
+            metric_name=name,
+            dimensions_map={"DistributionId": distribution.distribution_id, "Region": "Global"},
+            statistic=stat,
+            period=Duration.minutes(1),
+            region="us-east-1",
+        )
+        return cw.GraphWidget(
+            title="CloudFront: requests / 4xx and 5xx % (what viewers see, origin unreachable included)",
+            left=[edge_metric("Requests", "Sum")],
+            right=[edge_metric("4xxErrorRate", "Average"), edge_metric("5xxErrorRate", "Average")],
+            width=24,
         )

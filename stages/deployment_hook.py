@@ -33,6 +33,7 @@ class DeploymentHook(Construct):
         key: kms.IKey,
         test_url: str,
         expected_version: str | None = None,
+        load_balancer: ec2.ISecurityGroup | None = None,
     ) -> None:
         super().__init__(scope, id_)
         environment = {
@@ -55,10 +56,18 @@ class DeploymentHook(Construct):
             environment=environment,
             timeout=Duration.seconds(TIMEOUT_SECONDS),
         )
-        # The ALB's public addresses are not known in advance; only the test port is allowed out.
-        self.handler.security_group.add_egress_rule(
-            ec2.Peer.any_ipv4(), ec2.Port.tcp(TEST_LISTENER_PORT), "Test listener of the internet-facing ALB"
-        )
+        if load_balancer is not None:
+            # Internal ALB: security group to security group, both directions, the test port only.
+            self.handler.security_group.connections.allow_to(
+                ec2.Connections(security_groups=[load_balancer]),
+                ec2.Port.tcp(TEST_LISTENER_PORT),
+                "Smoke-test hook to the internal ALB's test listener",
+            )
+        else:
+            # A public ALB's addresses are not known in advance; only the test port is allowed out.
+            self.handler.security_group.add_egress_rule(
+                ec2.Peer.any_ipv4(), ec2.Port.tcp(TEST_LISTENER_PORT), "Test listener of the internet-facing ALB"
+            )
         self.function = self.handler.function
         acknowledge(
             self.function,

@@ -12,11 +12,17 @@ from config import EnvironmentConfig
 from stages.nag import acknowledge
 
 TEST_LISTENER_PORT = 9000
+ORIGIN_PORT = 80
+
+
+def _not_found() -> elbv2.ListenerAction:
+    return elbv2.ListenerAction.fixed_response(404, content_type="application/json", message_body='{"error": "not found"}')
+
 MANAGED_RULE_GROUPS = ("AWSManagedRulesCommonRuleSet", "AWSManagedRulesKnownBadInputsRuleSet", "AWSManagedRulesAmazonIpReputationList")
 
 
 class LoadBalancer(Construct):
-    """Internet-facing ALB: production listener (HTTPS when configured), a test listener for blue/green, WAF, logs."""
+    """ALB: internal behind CloudFront by default (public with HTTPS if config says so), blue/green test listener, WAF, logs."""
 
     def __init__(
         self,
@@ -29,7 +35,7 @@ class LoadBalancer(Construct):
     ) -> None:
         super().__init__(scope, id_)
         removal = RemovalPolicy.RETAIN if config.retain_data else RemovalPolicy.DESTROY
-        server_access_logs = s3.Bucket(
+        self.server_access_logs = server_access_logs = s3.Bucket(
             self,
             "AccessLogsAudit",
             encryption=s3.BucketEncryption.S3_MANAGED,
@@ -71,90 +77,37 @@ class LoadBalancer(Construct):
                 "NIST.800.53.R5-S3DefaultEncryptionKMS": "SSE-S3: ALB access logging supports only S3-managed keys",
             },
         )
+        # Public only when config keeps HTTPS on the ALB; otherwise CloudFront reaches it through a VPC origin.
+        self.internet_facing = bool(config.tls and config.tls.terminate == "alb")
         self.security_group = ec2.SecurityGroup(
-            self, "SecurityGroup", vpc=vpc, description="ALB: listener ports from the internet", allow_all_outbound=False
+            self,
+            "SecurityGroup",
+            vpc=vpc,
+            description="ALB: listener ports from the internet" if self.internet_facing else "ALB: CloudFront VPC origin only",
+            allow_all_outbound=False,
+        )
+        subnets = ec2.SubnetSelection(
+            subnet_type=ec2.SubnetType.PUBLIC if self.internet_facing else ec2.SubnetType.PRIVATE_WITH_EGRESS
         )
         self.alb = elbv2.ApplicationLoadBalancer(
             self,
             "Alb",
             vpc=vpc,
-            internet_facing=True,
-            vpc_subnets=ec2.SubnetSelection(subnet_type=ec2.SubnetType.PUBLIC),
+            internet_facing=self.internet_facing,
+            vpc_subnets=subnets,
             security_group=self.security_group,
             drop_invalid_header_fields=True,
             deletion_protection=config.alb_deletion_protection,
             http2_enabled=True,
         )
         self.alb.log_access_logs(self.access_logs, prefix="alb")
-        if config.tls:
-            certificate = acm.Certificate.from_certificate_arn(self, "Certificate", config.tls.certificate_arn)
-            self.listener = self.alb.add_listener(
-                "Https",
-                port=443,
-                protocol=elbv2.ApplicationProtocol.HTTPS,
-                certificates=[elbv2.ListenerCertificate.from_certificate_manager(certificate)],
-                ssl_policy=elbv2.SslPolicy.RECOMMENDED_TLS,
-                open=True,
-                default_action=elbv2.ListenerAction.fixed_response(404, content_type="application/json", message_body='{"error": "not found"}'),
-            )
-            self.alb.add_redirect(source_port=80, target_port=443)
-            self.url = f"https://{config.tls.domain_name}"
+        if self.internet_facing:
+            self._public_https(config)
         else:
-            self.listener = self.alb.add_listener(
-                "Http",
-                port=80,
-                protocol=elbv2.ApplicationProtocol.HTTP,
-                open=True,
-                default_action=elbv2.ListenerAction.fixed_response(404, content_type="application/json", message_body='{"error": "not found"}'),
-            )
-            self.url = f"http://{self.alb.load_balancer_dns_name}"
-            acknowledge(
-                self.listener,
-                {
-                    "NIST.800.53.R5-ELBv2ACMCertificateRequired": f"{config.name} has no certificate in config yet; setting tls switches to HTTPS",
-                },
-            )
-            acknowledge(
-                self.alb,
-                {
-                    "NIST.800.53.R5-ALBHttpToHttpsRedirection": (
-                        f"{config.name} has no domain/certificate in config yet: HTTP only until tls is configured, "
-                        "then the listener becomes HTTPS with an HTTP→HTTPS redirect"
-                    ),
-                },
-            )
+            self._private_origin(vpc.select_subnets(subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS).subnets)
         self.test_listener: elbv2.ApplicationListener | None = None
         if config.deployment.strategy != "ROLLING":
-            # Blue/green test listener, reached by the lifecycle-hook function from inside the VPC through the NAT
-            # gateways (the ALB is internet-facing, so it sees their public addresses, not the VPC CIDR).
-            self.test_listener = self.alb.add_listener(
-                "Test",
-                port=TEST_LISTENER_PORT,
-                protocol=elbv2.ApplicationProtocol.HTTP,
-                open=False,
-                default_action=elbv2.ListenerAction.fixed_response(
-                    404, content_type="application/json", message_body='{"error": "not found"}'
-                ),
-            )
-            acknowledge(
-                self.security_group,
-                {
-                    "NIST.800.53.R5-EC2RestrictedSSH": "No SSH: the test listener admits only the NAT gateways' addresses (tokens the rule cannot resolve)",
-                    "NIST.800.53.R5-EC2RestrictedCommonPorts": "Test listener port from the NAT gateways' addresses only (tokens the rule cannot resolve)",
-                },
-            )
-            for index, ip in enumerate(nat_public_ips):
-                self.security_group.add_ingress_rule(
-                    ec2.Peer.ipv4(Fn.join("", [ip, "/32"])),
-                    ec2.Port.tcp(TEST_LISTENER_PORT),
-                    f"Test listener from NAT gateway {index + 1}: the smoke-test hook inside the VPC",
-                )
-        acknowledge(
-            self.security_group,
-            {
-                "AwsSolutions-EC23": "Internet-facing load balancer: the listener port must be reachable from anywhere; WAF and the ALB's header checks guard it",
-            },
-        )
+            self._test_listener(nat_public_ips)
         alb_reasons = {}
         if not config.waf:
             alb_reasons["NIST.800.53.R5-ALBWAFEnabled"] = f"{config.name}: WAF off in config to save cost outside production (prod enables it)"
@@ -162,15 +115,99 @@ class LoadBalancer(Construct):
             alb_reasons["NIST.800.53.R5-ELBDeletionProtectionEnabled"] = f"{config.name} is disposable by design; prod enables deletion protection"
         if alb_reasons:
             acknowledge(self.alb, alb_reasons)
-        if self.test_listener is not None:
-            acknowledge(
-                self.test_listener,
-                {
-                    "NIST.800.53.R5-ELBv2ACMCertificateRequired": "Test listener reachable only from this VPC's NAT addresses; it carries smoke-test traffic to new tasks, no user data",
-                },
-            )
         if config.waf:
             self._add_waf(config)
+
+    def _public_https(self, config: EnvironmentConfig) -> None:
+        assert config.tls is not None
+        certificate = acm.Certificate.from_certificate_arn(self, "Certificate", config.tls.certificate_arn)
+        self.listener = self.alb.add_listener(
+            "Https",
+            port=443,
+            protocol=elbv2.ApplicationProtocol.HTTPS,
+            certificates=[elbv2.ListenerCertificate.from_certificate_manager(certificate)],
+            ssl_policy=elbv2.SslPolicy.RECOMMENDED_TLS,
+            open=True,
+            default_action=_not_found(),
+        )
+        self.alb.add_redirect(source_port=80, target_port=443)
+        self.url = f"https://{config.tls.domain_name}"
+        acknowledge(
+            self.security_group,
+            {
+                "AwsSolutions-EC23": "Public ALB chosen in config (tls.terminate: alb): 443 and the 80→443 redirect must be reachable from anywhere; WAF and header checks guard it",
+            },
+        )
+
+    def _private_origin(self, subnets: list[ec2.ISubnet]) -> None:
+        # CloudFront's VPC origin speaks to the ALB from network interfaces in the ALB's (private) subnets; the
+        # security group CloudFront creates for them does not exist at synth time, so those subnets' ranges are the peers.
+        self.listener = self.alb.add_listener(
+            "Origin",
+            port=ORIGIN_PORT,
+            protocol=elbv2.ApplicationProtocol.HTTP,
+            open=False,
+            default_action=_not_found(),
+        )
+        for subnet in subnets:
+            self.security_group.add_ingress_rule(
+                ec2.Peer.ipv4(subnet.ipv4_cidr_block),
+                ec2.Port.tcp(ORIGIN_PORT),
+                f"CloudFront VPC origin: its interfaces in {subnet.availability_zone}",
+            )
+        self.url: str | None = None  # viewers use the distribution's URL (stages.edge)
+        acknowledge(
+            self.listener,
+            {
+                "NIST.800.53.R5-ELBv2ACMCertificateRequired": (
+                    "Internal ALB reached only by CloudFront's VPC origin over AWS's private network; viewers get HTTPS "
+                    "on the distribution, which needs no certificate of ours"
+                ),
+            },
+        )
+        acknowledge(
+            self.alb,
+            {
+                "NIST.800.53.R5-ALBHttpToHttpsRedirection": (
+                    "Internal ALB: no viewer reaches it; CloudFront redirects every viewer to HTTPS and forwards to this "
+                    "listener through its VPC origin"
+                ),
+            },
+        )
+
+    def _test_listener(self, nat_public_ips: list[str]) -> None:
+        # Blue/green test listener for the lifecycle-hook function. Internal ALB: the hook's security group is
+        # admitted by the stack (security group to security group). Public ALB: the hook leaves through the NAT
+        # gateways, so the ALB sees their public addresses, not the VPC range.
+        self.test_listener = self.alb.add_listener(
+            "Test",
+            port=TEST_LISTENER_PORT,
+            protocol=elbv2.ApplicationProtocol.HTTP,
+            open=False,
+            default_action=_not_found(),
+        )
+        acknowledge(
+            self.test_listener,
+            {
+                "NIST.800.53.R5-ELBv2ACMCertificateRequired": "Test listener reachable only by the smoke-test hook in this VPC; it carries smoke-test traffic to new tasks, no user data",
+                "NIST.800.53.R5-ALBHttpToHttpsRedirection": "Test listener is not a viewer entry point: only the smoke-test hook inside the VPC calls it, over plain HTTP by design",
+            },
+        )
+        if not self.internet_facing:
+            return
+        acknowledge(
+            self.security_group,
+            {
+                "NIST.800.53.R5-EC2RestrictedSSH": "No SSH: the test listener admits only the NAT gateways' addresses (tokens the rule cannot resolve)",
+                "NIST.800.53.R5-EC2RestrictedCommonPorts": "Test listener port from the NAT gateways' addresses only (tokens the rule cannot resolve)",
+            },
+        )
+        for index, ip in enumerate(nat_public_ips):
+            self.security_group.add_ingress_rule(
+                ec2.Peer.ipv4(Fn.join("", [ip, "/32"])),
+                ec2.Port.tcp(TEST_LISTENER_PORT),
+                f"Test listener from NAT gateway {index + 1}: the smoke-test hook inside the VPC",
+            )
 
     def _add_waf(self, config: EnvironmentConfig) -> None:
         rules = [

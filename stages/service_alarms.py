@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from aws_cdk import Duration
@@ -217,7 +218,7 @@ class ServiceAlarms(Construct):
         # Zero tasks behind live traffic still pages, through the load balancer's 503s in ErrorRate.
         self.tasks_below_minimum = self._alarm(
             "TasksBelowMinimum",
-            None,
+            self._name("tasks-below-minimum"),
             running,
             threshold=config.service.min_tasks,
             comparison=cw.ComparisonOperator.LESS_THAN_THRESHOLD,
@@ -230,12 +231,12 @@ class ServiceAlarms(Construct):
             ),
         )
         self._alarm(
-            "Cpu", None, web.service.metric_cpu_utilization(period=Duration.minutes(1)),
+            "Cpu", self._name("cpu"), web.service.metric_cpu_utilization(period=Duration.minutes(1)),
             threshold=thresholds.cpu_percent, periods=5,
             description="Service CPU high for 5 minutes although auto scaling should add tasks: check max_tasks.",
         )
         self._alarm(
-            "Memory", None, web.service.metric_memory_utilization(period=Duration.minutes(1)),
+            "Memory", self._name("memory"), web.service.metric_memory_utilization(period=Duration.minutes(1)),
             threshold=thresholds.memory_percent, periods=5,
             description="Service memory high for 5 minutes: look for a leak (memory per task on the dashboard).",
         )
@@ -243,13 +244,13 @@ class ServiceAlarms(Construct):
     def _database_alarms(self, config: EnvironmentConfig, database: rds.DatabaseInstance) -> None:
         thresholds = config.alarms
         self._alarm(
-            "DatabaseCpu", None, database.metric_cpu_utilization(period=Duration.minutes(5)),
+            "DatabaseCpu", self._name("db-cpu"), database.metric_cpu_utilization(period=Duration.minutes(5)),
             threshold=thresholds.db_cpu_percent, periods=3,
             description="Database CPU high for 15 minutes: check slow statements in the postgresql log group.",
         )
         # Its own incident, hours before users notice: the one page besides ServiceUnhealthy.
         self.db_storage = self._alarm(
-            "DatabaseFreeStorage", None, database.metric_free_storage_space(period=Duration.minutes(5)),
+            "DatabaseFreeStorage", self._name("db-free-storage"), database.metric_free_storage_space(period=Duration.minutes(5)),
             threshold=thresholds.db_free_storage_gib * GIB, comparison=cw.ComparisonOperator.LESS_THAN_THRESHOLD,
             periods=1, critical=True,
             description=(
@@ -258,7 +259,7 @@ class ServiceAlarms(Construct):
             ),
         )
         self._alarm(
-            "DatabaseConnections", None, database.metric_database_connections(period=Duration.minutes(5)),
+            "DatabaseConnections", self._name("db-connections"), database.metric_database_connections(period=Duration.minutes(5)),
             threshold=thresholds.db_connections, periods=2,
             description="Many database connections: check task count × pool size, and for leaked connections.",
         )
@@ -278,7 +279,7 @@ class ServiceAlarms(Construct):
             )
             self.log_alarms.append(
                 self._alarm(
-                    f"{item.metric_name}Alarm", None,
+                    f"{item.metric_name}Alarm", self._name(_kebab(item.metric_name)),
                     metric_filter.metric(statistic="Sum", period=Duration.minutes(5)),
                     threshold=1 if item.metric_name != "SlowRequests" else 10, periods=1,
                     description=f"Log lines matched: {item.description}.",
@@ -297,6 +298,7 @@ class ServiceAlarms(Construct):
         self.request_anomaly = cw.AnomalyDetectionAlarm(
             self,
             "RequestAnomaly",
+            alarm_name=self._name("request-anomaly"),
             metric=requests,
             std_devs=3,
             evaluation_periods=3,
@@ -311,7 +313,7 @@ class ServiceAlarms(Construct):
         self._notify(self.request_anomaly, critical=False)
         thresholds = config.alarms
         self.latency_escalated = self._alarm(
-            "P99LatencyPersistent", None,
+            "P99LatencyPersistent", self._name("p99-latency-persistent"),
             alb.metrics.target_response_time(period=Duration.minutes(1), statistic="p99"),
             threshold=thresholds.p99_latency_ms / 1000, periods=thresholds.escalate_after_minutes,
             description=(
@@ -325,6 +327,7 @@ class ServiceAlarms(Construct):
         self.service_unhealthy = cw.CompositeAlarm(
             self,
             "ServiceUnhealthy",
+            composite_alarm_name=self._name("service-unhealthy"),
             alarm_description=(
                 "Users are affected: high 5xx rate, or too few tasks, or unhealthy targets while the service reports "
                 "5xx, or p99 latency high for long. This is the page; its parts only warn. First look: the "
@@ -404,6 +407,10 @@ def _percent(
         period=period,
         label=label,
     )
+
+
+def _kebab(name: str) -> str:
+    return re.sub(r"(?<!^)(?=[A-Z])", "-", name).lower()
 
 
 def _maximum(ids: list[str]) -> str:

@@ -17,7 +17,8 @@ from stages.deployment_events import DeploymentEvents
 from stages.deployment_hook import DeploymentHook
 from stages.nag import acknowledge_wildcards
 from stages.naming import DEPLOYMENT_ALARMS, alarm_name, role_name
-from stages.load_balancer import TEST_LISTENER_PORT, LoadBalancer
+from stages.edge import Edge
+from stages.load_balancer import ORIGIN_PORT, TEST_LISTENER_PORT, LoadBalancer
 from stages.remediation import Remediation
 from stages.service_alarms import ServiceAlarms
 from stages.stateful_stack import StatefulStack
@@ -54,6 +55,18 @@ class StatelessStack(EnvironmentStack):
         self.load_balancer = LoadBalancer(
             self, "LoadBalancer", config=config, vpc=vpc, nat_public_ips=stateful.network.nat_public_ips
         )
+        self.edge: Edge | None = None
+        if not self.load_balancer.internet_facing:
+            self.edge = Edge(
+                self,
+                "Edge",
+                config=config,
+                alb=self.load_balancer.alb,
+                origin_port=ORIGIN_PORT,
+                server_access_logs=self.load_balancer.server_access_logs,
+            )
+        service_url = self.edge.url if self.edge else self.load_balancer.url
+        assert service_url is not None
         self.web = WebService(
             self,
             "Web",
@@ -88,6 +101,7 @@ class StatelessStack(EnvironmentStack):
             alb=alb,
             database=stateful.database.instance,
             alarms=self.alarms,
+            distribution=self.edge.distribution if self.edge else None,
         )
         Remediation(
             self,
@@ -111,6 +125,8 @@ class StatelessStack(EnvironmentStack):
                 key=key,
                 test_url=f"http://{alb.load_balancer_dns_name}:{TEST_LISTENER_PORT}",
                 expected_version=self.image_asset.asset_hash[:12],
+                # Internal ALB: admit the hook by security group; a public ALB sees it through the NAT gateways.
+                load_balancer=None if self.load_balancer.internet_facing else self.load_balancer.security_group,
             )
             self.web.add_lifecycle_hook(hook.function)
 
@@ -145,7 +161,14 @@ class StatelessStack(EnvironmentStack):
         # DescribeImageScanFindings only with these too); none of the three has a resource type.
         verifier.add_to_policy(
             iam.PolicyStatement(
-                actions=["ecr:GetRegistryScanningConfiguration", "inspector2:ListFindings", "inspector2:ListCoverage"],
+                actions=[
+                    "ecr:GetRegistryScanningConfiguration",
+                    "inspector2:ListFindings",
+                    "inspector2:ListCoverage",
+                    # The pipeline's promotion gate reads the composite alarm; DescribeAlarms returns composite
+                    # alarms only when allowed on "*" (CloudWatch API reference, DescribeAlarms).
+                    "cloudwatch:DescribeAlarms",
+                ],
                 resources=["*"],
             )
         )
@@ -178,7 +201,8 @@ class StatelessStack(EnvironmentStack):
             verifier,
             [
                 (r"^Resource::\*$",
-                 "ecr:GetRegistryScanningConfiguration and inspector2:ListFindings/ListCoverage have no resource types; the role only reads"),
+                 "ecr:GetRegistryScanningConfiguration and inspector2:ListFindings/ListCoverage have no resource types, and "
+                 "DescribeAlarms returns composite alarms only on *; the role only reads"),
                 (r"^Resource::arn:<AWS::Partition>:cloudformation:[a-z0-9-]+:\d{12}:stack/[a-z0-9-]+-stateless/\*$",
                  "This environment's stateless stack; the suffix is the stack id CloudFormation assigns"),
             ],
@@ -193,7 +217,10 @@ class StatelessStack(EnvironmentStack):
             ],
         )
         self.web.acknowledge_generated()
-        self.url_output = CfnOutput(self, "ServiceUrl", value=self.load_balancer.url, description="Service URL")
+        self.url_output = CfnOutput(self, "ServiceUrl", value=service_url, description="Service URL (HTTPS)")
+        if self.edge is not None:
+            # Where a custom domain's CNAME or alias record points.
+            CfnOutput(self, "DistributionDomainName", value=self.edge.distribution.distribution_domain_name)
         self.cluster_output = CfnOutput(self, "ClusterName", value=self.web.cluster.cluster_name)
         self.service_output = CfnOutput(self, "ServiceName", value=self.web.service.service_name)
         self.task_definition_output = CfnOutput(

@@ -1,10 +1,10 @@
-"""Counts the cdk-nag acknowledgments in a synthesized assembly, per pack and per rule, with one reason each."""
+"""Counts the cdk-nag acknowledgments in a synthesized assembly, per pack and per rule, with each distinct reason."""
 
 from __future__ import annotations
 
 import json
 import sys
-from collections import defaultdict
+from collections import Counter, defaultdict
 from pathlib import Path
 
 PACKS = ("AwsSolutions", "NIST.800.53.R5")
@@ -26,11 +26,17 @@ def summarize(outdir: Path) -> str:
     lines = []
     for pack, by_rule in rules.items():
         total = sum(len(v) for v in by_rule.values())
-        lines += [f"## {pack}: {total} acknowledgments, {len(by_rule)} rules", "", "| rule | count | reason (first) |", "|---|---|---|"]
+        lines += [f"## {pack}: {total} acknowledgments, {len(by_rule)} rules", "", "| rule | count | reason |", "|---|---|---|"]
         for rule, reasons in sorted(by_rule.items()):
-            lines.append(f"| {rule} | {len(reasons)} | {reasons[0]} |")
+            # One row per distinct reason (most frequent first); the rule is named on its first row only.
+            for index, (reason, count) in enumerate(sorted(Counter(reasons).items(), key=lambda rc: (-rc[1], rc[0]))):
+                lines.append(f"| {rule if index == 0 else ''} | {count} | {_cell(reason)} |")
         lines.append("")
     return "\n".join(lines)
+
+
+def _cell(text: str) -> str:
+    return " ".join(text.split()).replace("|", "\\|")
 
 
 if __name__ == "__main__":

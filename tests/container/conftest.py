@@ -22,12 +22,15 @@ import docker
 import httpx
 import pytest
 import requests
-from docker.errors import DockerException, NotFound
+from docker.errors import APIError, DockerException, NotFound
 
 from tools.local_image import BASE_IMAGE, ImageBuildError, build_local_image
 
 ROOT = Path(__file__).resolve().parents[2]
-IMAGE_TAG = "delivery-service:container-test"
+# One name per test run (xdist's workers share their run's uid): two runs on one engine never build, rebuild-check
+# or remove each other's image.
+RUN_ID = (os.environ.get("PYTEST_XDIST_TESTRUNUID") or uuid.uuid4().hex)[:12]
+IMAGE_TAG = f"delivery-service:ctest-{RUN_ID}"
 ENSURE = "bash scripts/container-engine.sh ensure"
 BUILD_TIMEOUT_SECONDS = 900
 HEALTHY_TIMEOUT_SECONDS = 30.0
@@ -117,17 +120,34 @@ def _build(client: docker.DockerClient) -> tuple[str, float, bool]:
     return built.image_id, built.seconds, built.cold
 
 
+def _count_users(run_dir: Path, change: int) -> int:
+    users = run_dir / "container-image-users"
+    count = (int(users.read_text()) if users.exists() else 0) + change
+    users.write_text(str(count))
+    return count
+
+
 @pytest.fixture(scope="session")
-def image(docker_client: docker.DockerClient, run_dir: Path) -> Any:
+def image(docker_client: docker.DockerClient, run_dir: Path) -> Iterator[Any]:
     # Workers that need the image take turns: one builds, the others then get it from the layer cache, so
     # the build runs once however xdist distributes these tests.
-    with _locked(run_dir / "container-image-build.lock", timeout=BUILD_TIMEOUT_SECONDS + 60):
+    lock = run_dir / "container-image-build.lock"
+    with _locked(lock, timeout=BUILD_TIMEOUT_SECONDS + 60):
         image_id, seconds, cold = _build(docker_client)
+        _count_users(run_dir, +1)
     if cold:
         record("build_cold_seconds", round(seconds, 1), f"image build took {seconds:.1f} s (cold: pip ran)")
     else:
         record("build_cached_seconds", round(seconds, 2), f"image build took {seconds:.2f} s (all layers cached)")
-    return docker_client.images.get(image_id)
+    yield docker_client.images.get(image_id)
+    # The last worker of this run to finish with the image removes this run's tag; noprune keeps the parent
+    # layers, so the next run still builds from the layer cache.
+    with _locked(lock, timeout=BUILD_TIMEOUT_SECONDS + 60):
+        if _count_users(run_dir, -1) == 0:
+            try:
+                docker_client.images.remove(IMAGE_TAG, noprune=True)
+            except APIError:
+                pass  # already gone, or a container still uses it: a leftover tag costs nothing
 
 
 @pytest.fixture(scope="session")
@@ -207,14 +227,14 @@ def start_service(docker_client: docker.DockerClient, image: Any) -> Iterator[Ca
         container = docker_client.containers.run(
             image.id,
             detach=True,
-            name=f"delivery-ctest-{uuid.uuid4().hex[:8]}",
+            name=f"delivery-ctest-{RUN_ID}-{uuid.uuid4().hex[:8]}",
             environment=environment,
             ports={"8080/tcp": ("127.0.0.1", None)},
             read_only=True,
             tmpfs={"/tmp": "rw,noexec,nosuid,size=16m"},
             cap_drop=["ALL"],
             security_opt=["no-new-privileges"],
-            labels={"delivery.container-test": "1"},
+            labels={"delivery.container-test": "1", "delivery.test-run": RUN_ID},
         )
         started_containers.append(container)
         base_url = _published_url(container)

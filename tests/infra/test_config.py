@@ -52,9 +52,60 @@ def test_unknown_environment_in_override_lists_known_ones(context):
         load_config(with_override(context, "environments.prd.account", "123456789012"), {})
 
 
-def test_unknown_field_is_rejected(context):
-    with pytest.raises(ConfigError, match="environments.dev.service.cpus: Extra inputs are not permitted"):
+def test_unknown_field_is_rejected_with_the_nearest_valid_key(context):
+    with pytest.raises(ConfigError) as error:
         load_config(with_override(context, "environments.dev.service.cpus", 512), {})
+    assert "environments.dev.service.cpus: is not a configuration key; did you mean cpu? valid keys here: cpu, memory_mib," in str(error.value)
+    with pytest.raises(ConfigError, match="pipline: is not a configuration key; did you mean pipeline?"):
+        load_config(with_override(context, "pipline.account", "123456789012"), {})
+    with pytest.raises(ConfigError, match="environments.prod.tls.domain: is not a configuration key; did you mean domain_name?"):
+        load_config(with_override(context, "environments.prod.tls", {"domain": "x"}), {})
+
+
+# Each value used to end in a jsii stack trace at synth, or to pass silently; now one line names the field.
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        ("environments.prod.network.cidr", "300.1.1.1/16", "environments.prod.network.cidr: is not an IPv4 network: Octet 300 (> 255) not permitted in '300.1.1.1' (got '300.1.1.1/16')"),
+        ("environments.prod.network.cidr", "10.30.0.1/16", "environments.prod.network.cidr: has host bits set: the network is 10.30.0.0/16 (write that, or pick another range) (got '10.30.0.1/16')"),
+        ("environments.prod.network.cidr", "10.30.0.0/12", "environments.prod.network.cidr: prefix /12 is outside the /16 to /24 a VPC here may use"),
+        ("environments.prod.network.cidr", "8.8.0.0/16", "environments.prod.network.cidr: must be a private range (10.0.0.0/8, 172.16.0.0/12 or 192.168.0.0/16)"),
+        ("environments.prod.network.cidr", "10.30.0.0", "environments.prod.network.cidr: must be an IPv4 network in CIDR notation like 10.10.0.0/16"),
+        ("environments.prod.database.instance_class", "t4g.huge", "environments.prod.database.instance_class: is not an instance class RDS offers for PostgreSQL 18; t4g classes: t4g.2xlarge, t4g.large, t4g.medium, t4g.micro, t4g.small, t4g.xlarge (got 't4g.huge')"),
+        ("environments.dev.database.instance_class", "t4.micro", "environments.dev.database.instance_class: is not an instance class RDS offers for PostgreSQL 18; did you mean t4g.micro? (got 't4.micro')"),
+        ("source.branch", "  ", "source.branch: must name the branch whose pushes start the pipeline, e.g. main; it is blank (got '  ')"),
+        ("source.branch", "", "source.branch: must name the branch whose pushes start the pipeline, e.g. main; it is blank (got '')"),
+        ("source.branch", "feature..x", "source.branch: is not a valid git branch name: no spaces, '..', '@{', '//' or any of ~^:?*[\\"),
+        ("environments.dev.region", "eu-west-9", "environments.dev.region: is not an AWS region aws-cdk-lib knows; did you mean eu-west-3? (got 'eu-west-9')"),
+        ("pipeline.region", "Ireland", "pipeline.region: is not an AWS region aws-cdk-lib knows (write it like eu-west-1; known: af-south-1,"),
+        ("environments.dev.color", "blue", "environments.dev.color: must be a hex colour '#' plus six hex digits, e.g. #2563eb (got 'blue')"),
+        ("environments.dev.network.availability_zones", "eu-west-1a,eu-west-1b", """environments.dev.network.availability_zones: must be a list of AZ names: in cdk.json ["eu-west-1a", "eu-west-1b"], on the command line -c 'delivery.environments.<name>.network.availability_zones=["eu-west-1a","eu-west-1b"]'"""),
+    ],
+)
+def test_bad_values_stop_with_one_line_naming_the_field(context, key, value, message):
+    with pytest.raises(ConfigError) as error:
+        load_config(with_override(context, key, value), {})
+    assert message in str(error.value)
+    assert len(str(error.value).splitlines()) == 2
+
+
+def test_good_values_of_the_checked_fields_pass(context):
+    ctx = with_override(context, "environments.dev.network.availability_zones", '["eu-west-1a","eu-west-1c"]')
+    ctx = {**ctx, "delivery.environments.dev.network.cidr": "192.168.0.0/20", "delivery.source.branch": "release/2026-12"}
+    ctx = {**ctx, "delivery.environments.dev.database.instance_class": "db.m7g.large", "delivery.environments.dev.color": "#ABCDEF"}
+    dev = load_config(ctx, {}).environment("dev")
+    assert (dev.network.availability_zones, dev.network.cidr) == (("eu-west-1a", "eu-west-1c"), "192.168.0.0/20")
+    assert (dev.database.instance_class, dev.color) == ("m7g.large", "#ABCDEF")
+
+
+def test_the_instance_classes_come_from_rds_data_for_postgresql_18():
+    from config.model import postgres_instance_classes
+
+    # cfn-lint's RDS extension schema is generated from RDS's orderable-instance data, per engine and version.
+    classes = postgres_instance_classes()
+    assert {"t4g.micro", "t4g.small", "r7g.large", "m7g.large"} <= set(classes)
+    assert not any(c.startswith("db.") for c in classes)
+    assert "t4g.huge" not in classes and "t2.nano" not in classes
 
 
 def test_context_and_environment_overrides(context):
@@ -121,6 +172,15 @@ def test_app_rejects_bad_cli_context_with_one_clear_line(tmp_path):
     assert "environments.prod.service.min_tasks: Input should be less than or equal to 100 (got 50)" not in result.stderr
     assert "min_tasks (50) is greater than max_tasks (12)" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_app_stops_a_bad_cidr_with_the_field_and_no_stack_trace(tmp_path):
+    # Before: a jsii/Node stack trace from ec2.IpAddresses.cidr at synth time.
+    result = run_app({"CDK_OUTDIR": str(tmp_path)}, {"delivery.environments.prod.network.cidr": "300.1.1.1/16"})
+    assert result.returncode == 2
+    assert "ConfigError: invalid configuration:\n  environments.prod.network.cidr: is not an IPv4 network" in result.stderr
+    assert "Traceback" not in result.stderr and "jsii" not in result.stderr
+    assert not (tmp_path / "manifest.json").exists()
 
 
 def test_the_database_version_is_one_aws_cdk_lib_knows_rds_offers(context):

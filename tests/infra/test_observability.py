@@ -115,3 +115,27 @@ def test_remediation_runs_on_tasks_below_minimum_and_reports_to_critical(templat
     )
     ecs = next(s for s in policy if "ecs:UpdateService" in s["Action"])
     assert ecs["Resource"] != "*"
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_dashboard_shows_cloudfront_errors_from_us_east_1(templates, config, env):
+    # CloudFront Developer Guide, "Monitoring CloudFront metrics": metrics live in us-east-1 with Region=Global.
+    template = stateless(templates, config, env)
+    (dashboard,) = resources_of(template, "AWS::CloudWatch::Dashboard").values()
+    body = json.dumps(dashboard["Properties"]["DashboardBody"])
+    assert '\\"AWS/CloudFront\\",\\"5xxErrorRate\\",\\"DistributionId\\"' in body
+    assert '\\"region\\":\\"us-east-1\\"' in body
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_every_alarm_has_a_name_from_config(templates, config, env):
+    # CloudWatch PutMetricAlarm/PutCompositeAlarm: AlarmName is what consoles, SNS messages and `make alarms` show.
+    prefix = f"{config.project}-{config.service_name}-{env}-"
+    template = stateless(templates, config, env)
+    alarms = {
+        **resources_of(template, "AWS::CloudWatch::Alarm"), **resources_of(template, "AWS::CloudWatch::CompositeAlarm")
+    }
+    names = [a["Properties"].get("AlarmName") for a in alarms.values()]
+    assert all(isinstance(n, str) and n.startswith(prefix) for n in names), names
+    assert len(set(names)) == len(names)
+    assert f"{prefix}service-unhealthy" in names

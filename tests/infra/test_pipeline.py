@@ -28,8 +28,14 @@ def actions(pipeline, stage_name):
 def test_pipeline_is_v2_superseded_and_stages_follow_config_order(pipeline, config):
     assert pipeline["PipelineType"] == "V2"
     assert pipeline["ExecutionMode"] == "SUPERSEDED"
-    envs = [e.name.capitalize() for e in config.environments]
-    assert [s["Name"] for s in pipeline["Stages"]] == ["Source", "Build", "UpdatePipeline", "Assets", *envs]
+    last = config.environments[-1].name
+    expected = []
+    for env in config.environments:
+        # Approvals (and prod's broadening check) sit in their own stage in front of the deploy they guard.
+        if env.requires_approval or env.name == last:
+            expected.append(f"Approve-{env.name.capitalize()}")
+        expected.append(env.name.capitalize())
+    assert [s["Name"] for s in pipeline["Stages"]] == ["Source", "Build", "UpdatePipeline", "Assets", *expected]
 
 
 def test_source_is_the_configured_connection_and_branch_and_triggers_on_push(pipeline, config):
@@ -67,8 +73,15 @@ def test_assets_publish_in_one_action_per_type(pipeline):
 
 
 def test_approvals_before_staging_and_prod_name_the_commit_and_link_to_it(pipeline, config):
+    stage_names = {s["Name"] for s in pipeline["Stages"]}
     for env in config.environments:
-        approvals = [a for a in actions(pipeline, env.name.capitalize()) if a["Name"].startswith("Promote-to-")]
+        assert not [a for a in actions(pipeline, env.name.capitalize()) if a["Name"].startswith("Promote-to-")]
+        approval_stage = f"Approve-{env.name.capitalize()}"
+        approvals = (
+            [a for a in actions(pipeline, approval_stage) if a["Name"].startswith("Promote-to-")]
+            if approval_stage in stage_names
+            else []
+        )
         if not env.requires_approval:
             assert approvals == []
             continue
@@ -103,7 +116,7 @@ def test_verification_runs_the_rollout_check_and_the_smoke_test(pipeline_templat
 
 
 def test_prod_needs_a_human_for_permission_broadening(pipeline, config):
-    last = config.environments[-1].name.capitalize()
+    last = f"Approve-{config.environments[-1].name.capitalize()}"
     names = [a["Name"] for a in actions(pipeline, last)]
     assert any(n.startswith("Check-broadening") and n.endswith(".Check") for n in names)
     assert any(n.startswith("Check-broadening") and n.endswith(".Confirm") for n in names)
@@ -140,7 +153,7 @@ def test_the_image_scan_gates_promotion_in_the_first_environment_only(pipeline_t
 def test_the_broadening_check_runs_after_the_approval_so_its_auto_approval_finds_confirm(pipeline, config):
     # CDK's auto-approve function polls GetPipelineState for five minutes for the Confirm action's token; Confirm is
     # pending only once every action with a lower run order finished, so nothing may stand between Check and Confirm.
-    stage = actions(pipeline, config.environments[-1].name.capitalize())
+    stage = actions(pipeline, f"Approve-{config.environments[-1].name.capitalize()}")
     order = {a["Name"]: a["RunOrder"] for a in stage}
     check = next(n for n in order if n.startswith("Check-broadening") and n.endswith(".Check"))
     confirm = next(n for n in order if n.startswith("Check-broadening") and n.endswith(".Confirm"))

@@ -47,10 +47,11 @@ def test_task_roles_read_exactly_their_secrets_and_keys(template_of, env):
     assert "kms:ViaService" in json.dumps(decrypt["Condition"])
 
 
-def test_a_configured_certificate_gives_https_with_a_modern_policy_and_a_redirect(context):
+def test_a_public_alb_chosen_in_config_gives_https_with_a_modern_policy_and_a_redirect(context):
+    # ELBv2 Listener schema: HTTPS with an ACM certificate and a TLS 1.3 policy; port 80 only redirects.
     overrides = {
         **context,
-        "delivery.environments.staging.tls": json.dumps({"domain_name": "staging.example.com", "certificate_arn": CERTIFICATE}),
+        "delivery.environments.staging.tls": json.dumps({"domain_name": "staging.example.com", "certificate_arn": CERTIFICATE, "terminate": "alb"}),
     }
     config = load_config(overrides, {})
     app = cdk.App(context=context)
@@ -72,11 +73,15 @@ def test_a_configured_certificate_gives_https_with_a_modern_policy_and_a_redirec
             "DefaultActions": [Match.object_like({"Type": "redirect", "RedirectConfig": Match.object_like({"Protocol": "HTTPS", "Port": "443"})})],
         },
     )
+    template.has_resource_properties("AWS::ElasticLoadBalancingV2::LoadBalancer", {"Scheme": "internet-facing"})
+    template.resource_count_is("AWS::CloudFront::Distribution", 0)
     outputs = template.find_outputs("ServiceUrl")
     assert next(iter(outputs.values()))["Value"] == "https://staging.example.com"
 
 
-def test_without_a_certificate_the_listener_is_http_only(template_of):
+def test_by_default_no_listener_serves_plain_http_to_the_internet(template_of):
+    # ELBv2 LoadBalancer schema: an internal scheme has no public address; viewers reach it only via CloudFront.
     template = template_of("dev", "Stateless")
+    template.has_resource_properties("AWS::ElasticLoadBalancingV2::LoadBalancer", {"Scheme": "internal"})
     listeners = template.find_resources("AWS::ElasticLoadBalancingV2::Listener")
-    assert {l["Properties"]["Protocol"] for l in listeners.values()} == {"HTTP"}
+    assert {l["Properties"]["Port"] for l in listeners.values()} == {80}

@@ -167,7 +167,7 @@ def test_every_log_group_has_retention_and_the_environment_key(templates, config
 
 
 @pytest.mark.parametrize("env", ENVS)
-def test_security_groups_chain_internet_alb_service_database(templates, config, env):
+def test_security_groups_chain_cloudfront_alb_service_database(templates, config, env):
     template = stateless(templates, config, env)
     ingress = list(resources_of(template, "AWS::EC2::SecurityGroupIngress").values())
     database_rules = [r["Properties"] for r in ingress if r["Properties"].get("FromPort") == 5432]
@@ -177,8 +177,10 @@ def test_security_groups_chain_internet_alb_service_database(templates, config, 
     assert len(service_rules) == 1 and "SourceSecurityGroupId" in service_rules[0]
     groups = resources_of(template, "AWS::EC2::SecurityGroup")
     alb_group = next(g["Properties"] for n, g in groups.items() if n.startswith("LoadBalancerSecurityGroup"))
+    # The CloudFront VPC origin's interfaces live in the VPC: its range, not the internet, reaches the listener.
     public = [r for r in alb_group.get("SecurityGroupIngress", []) if r.get("CidrIp") == "0.0.0.0/0"]
-    assert [r["FromPort"] for r in public] == [80]
+    assert public == []
+    assert {r["FromPort"] for r in alb_group["SecurityGroupIngress"]} == {80}
 
 
 def test_waf_and_alb_deletion_protection_only_where_configured(templates, config):

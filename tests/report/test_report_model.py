@@ -141,3 +141,18 @@ def test_unknown_instance_class_is_an_error():
     e = model.environment_of("Dev", {"s": stateful_template(db_class="db.x9.huge")})
     with pytest.raises(model.ModelError, match="db.x9.huge"):
         model.monthly_cost(e)
+
+
+def test_cloudfront_and_its_vpc_origin_are_costed_per_environment():
+    # CloudFront pricing page: HTTPS requests per 10,000 and data transfer out per GB; VPC origins cost nothing extra.
+    edge = {"Resources": {
+        "Distribution": {"Type": "AWS::CloudFront::Distribution", "Properties": {}},
+        "VpcOrigin": {"Type": "AWS::CloudFront::VpcOrigin", "Properties": {}},
+    }}
+    lines = dict(model.monthly_cost(model.environment_of("Dev", {"s": stateful_template(), "e": edge})))
+    expected = model.CLOUDFRONT_MILLION_REQUESTS * 100 * 0.012 + model.CLOUDFRONT_GB_OUT * 0.085
+    (cloudfront,) = [v for k, v in lines.items() if k.startswith("CloudFront × 1:")]
+    assert cloudfront == pytest.approx(expected, abs=0.005) and cloudfront > 0
+    assert lines["CloudFront VPC origin × 1"] == 0
+    without = dict(model.monthly_cost(model.environment_of("Dev", {"s": stateful_template()})))
+    assert lines["Total"] == pytest.approx(without["Total"] + expected, abs=0.01)

@@ -1,0 +1,249 @@
+"""Stage rollback, the staging alarm gate and prod's deployment window on the synthesized pipeline (pipeline/gates.py)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import gzip
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import boto3
+import botocore
+import pytest
+from botocore.stub import ANY, Stubber
+
+from config import load_config
+from tests.infra.conftest import resources_of
+
+pytestmark = pytest.mark.xdist_group("infra")
+ROOT = Path(__file__).resolve().parents[2]
+BOTOCORE_DATA = Path(botocore.__file__).parent / "data"
+sys.path.insert(0, str(ROOT / "pipeline" / "functions" / "alarm_gate"))
+import index as alarm_gate  # noqa: E402
+
+
+def _codepipeline_shapes() -> dict[str, Any]:
+    (model,) = (BOTOCORE_DATA / "codepipeline").glob("*/service-2.json*")
+    opener = gzip.open if model.suffix == ".gz" else open
+    with opener(model, "rt") as handle:
+        return json.load(handle)["shapes"]
+
+
+@pytest.fixture(scope="module")
+def pipeline(pipeline_template):
+    (resource,) = resources_of(pipeline_template, "AWS::CodePipeline::Pipeline").values()
+    return resource["Properties"]
+
+
+@pytest.fixture(scope="module")
+def stages(pipeline):
+    return {s["Name"]: s for s in pipeline["Stages"]}
+
+
+def _deploy_stage_names(config):
+    return [e.name.capitalize() for e in config.environments]
+
+
+def test_every_environment_rolls_back_on_failure_and_nothing_else_does(stages, config):
+    # botocore codepipeline FailureConditions.result: Result enum (ROLLBACK | FAIL | RETRY | SKIP).
+    assert "ROLLBACK" in _codepipeline_shapes()["Result"]["enum"]
+    deploys = set(_deploy_stage_names(config))
+    for name, stage in stages.items():
+        if name in deploys:
+            assert stage["OnFailure"] == {"Result": "ROLLBACK"}, name
+        else:
+            assert "OnFailure" not in stage, name
+
+
+def test_stage_rollback_is_allowed_by_the_execution_mode(pipeline):
+    # CodePipeline user guide "Stage rollback": not available for pipelines in PARALLEL mode.
+    assert pipeline["ExecutionMode"] in {"SUPERSEDED", "QUEUED"}
+
+
+def test_every_rollback_target_still_has_its_approvals_in_front_of_it(pipeline, config):
+    # botocore codepipeline ActionCategory "Approval": a rollback re-runs one stage, so an approval inside a rolled-back
+    # stage would be replayed or skipped; each must sit in its own stage right before the deploy it guards.
+    names = [s["Name"] for s in pipeline["Stages"]]
+    by_name = {s["Name"]: s for s in pipeline["Stages"]}
+    for env in config.environments:
+        deploy = env.name.capitalize()
+        categories = {a["ActionTypeId"]["Category"] for a in by_name[deploy]["Actions"]}
+        assert "Approval" not in categories, deploy
+        if not env.requires_approval:
+            continue
+        before = by_name[names[names.index(deploy) - 1]]
+        assert "OnFailure" not in before
+        assert {a["ActionTypeId"]["Category"] for a in before["Actions"]} >= {"Approval"}
+        assert any(a["Name"] == f"Promote-to-{env.name}" for a in before["Actions"])
+
+
+def _rule(condition_block: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    (condition,) = condition_block["Conditions"]
+    (rule,) = condition["Rules"]
+    return condition["Result"], rule
+
+
+def test_staging_is_gated_by_its_composite_alarm_for_the_bake_time(stages, pipeline_template, config):
+    # botocore codepipeline SuccessConditions/Condition/RuleDeclaration: name and ruleTypeId are required.
+    required = set(_codepipeline_shapes()["RuleDeclaration"]["required"])
+    gated = config.environments[-2]
+    result, rule = _rule(stages[gated.name.capitalize()]["OnSuccess"])
+    assert result == "ROLLBACK"
+    assert {k[0].lower() + k[1:] for k in rule} >= required
+    assert rule["RuleTypeId"] == {"Category": "Rule", "Owner": "AWS", "Provider": "LambdaInvoke", "Version": "1"}
+    function_id = rule["Configuration"]["FunctionName"]["Ref"]
+    function = pipeline_template["Resources"][function_id]["Properties"]
+    variables = function["Environment"]["Variables"]
+    prefix = f"{config.project}-{config.service_name}-{gated.name}"
+    assert variables["ALARM_NAME"] == f"{prefix}-service-unhealthy"
+    assert variables["ROLE_ARN"]["Fn::Join"][1][-1].endswith(f":iam::{gated.account}:role/{prefix}-deploy-verifier")
+    assert variables["ALARM_REGION"] == gated.region
+    assert variables["BAKE_SECONDS"] == str(60 * config.pipeline.promotion_bake_minutes)
+    # Lambda's hard limit is 900 s; the watch must end inside it.
+    assert int(variables["BAKE_SECONDS"]) < function["Timeout"] <= 900
+    for name, stage in stages.items():
+        if name != gated.name.capitalize():
+            assert "OnSuccess" not in stage, name
+
+
+def test_the_pipeline_role_may_invoke_exactly_the_gate_function(pipeline_template, pipeline, stages, config):
+    # Service Authorization Reference, AWS Lambda: InvokeFunction on the function ARN; rules grant nothing by themselves.
+    _, rule = _rule(stages[config.environments[-2].name.capitalize()]["OnSuccess"])
+    function_id = rule["Configuration"]["FunctionName"]["Ref"]
+    role_id = pipeline["RoleArn"]["Fn::GetAtt"][0]
+    statements = [
+        s
+        for p in resources_of(pipeline_template, "AWS::IAM::Policy").values()
+        if {"Ref": role_id} in p["Properties"]["Roles"]
+        for s in p["Properties"]["PolicyDocument"]["Statement"]
+        if "lambda:InvokeFunction" in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])
+    ]
+    assert statements == [{"Action": "lambda:InvokeFunction", "Effect": "Allow", "Resource": {"Fn::GetAtt": [function_id, "Arn"]}}]
+
+
+def test_the_gate_function_may_assume_only_the_gated_environments_verifier_role(pipeline_template, config):
+    gated = config.environments[-2]
+    (function_id, function), = [
+        (k, v) for k, v in resources_of(pipeline_template, "AWS::Lambda::Function").items() if k.startswith("PromotionGate")
+    ]
+    role_id = function["Properties"]["Role"]["Fn::GetAtt"][0]
+    assumed = [
+        s["Resource"]
+        for p in resources_of(pipeline_template, "AWS::IAM::Policy").values()
+        if {"Ref": role_id} in p["Properties"]["Roles"]
+        for s in p["Properties"]["PolicyDocument"]["Statement"]
+        if s["Action"] == "sts:AssumeRole"
+    ]
+    (resource,) = assumed
+    assert resource["Fn::Join"][1][-1].endswith(f"{config.project}-{config.service_name}-{gated.name}-deploy-verifier")
+
+
+def test_prod_is_entered_only_inside_the_deployment_window(stages, config):
+    # CodePipeline rule reference "DeploymentWindow": Cron (6 fields + optional year, seconds '*') and TimeZone;
+    # botocore BeforeEntryConditions allow FAIL or SKIP.
+    last = config.environments[-1].name.capitalize()
+    result, rule = _rule(stages[last]["BeforeEntry"])
+    assert result == "FAIL"
+    assert rule["RuleTypeId"]["Provider"] == "DeploymentWindow"
+    assert rule["Configuration"] == {"Cron": config.pipeline.deployment_window, "TimeZone": config.pipeline.time_zone}
+    fields = rule["Configuration"]["Cron"].split()
+    assert len(fields) in (6, 7) and fields[0] == "*"
+    assert [n for n, s in stages.items() if "BeforeEntry" in s] == [last]
+
+
+def test_the_default_window_is_monday_to_thursday_nine_to_four_and_can_be_disabled(context):
+    default = load_config(context, {})
+    assert default.pipeline.deployment_window == "* * 9-15 ? * MON-THU *"
+    assert default.pipeline.promotion_bake_minutes == 10
+    disabled = json.loads(json.dumps(context))
+    disabled["delivery"]["pipeline"]["deployment_window"] = None
+    assert load_config(disabled, {}).pipeline.deployment_window is None
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("deployment_window", "0 9-15 ? * MON-THU"), ("time_zone", "Mars/Olympus"), ("promotion_bake_minutes", 14)],
+)
+def test_invalid_gate_settings_are_rejected_naming_the_field(context, field, value):
+    broken = json.loads(json.dumps(context))
+    broken["delivery"]["pipeline"][field] = value
+    with pytest.raises(Exception, match=field):
+        load_config(broken, {})
+
+
+# --- the gate function, against botocore's STS and CloudWatch models -------------------------------------------------
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def _composite(state: str) -> dict[str, Any]:
+    return {"CompositeAlarms": [{"AlarmName": "gate", "StateValue": state, "StateReason": "5xx rate above threshold"}]}
+
+
+def _watch(states: list[str], bake_seconds: int) -> tuple[str | None, Clock]:
+    cloudwatch = boto3.client("cloudwatch", region_name="eu-west-1", aws_access_key_id="x", aws_secret_access_key="x")
+    clock = Clock()
+    with Stubber(cloudwatch) as stub:
+        for state in states:
+            stub.add_response(
+                "describe_alarms", _composite(state), {"AlarmNames": ["gate"], "AlarmTypes": ["CompositeAlarm"]}
+            )
+        result = alarm_gate.watch(cloudwatch, "gate", bake_seconds, clock=clock, sleep=clock.sleep)
+        stub.assert_no_pending_responses()
+    return result, clock
+
+
+def test_the_gate_watches_for_the_whole_bake_not_once():
+    # CloudWatch DescribeAlarms (botocore cloudwatch model): one call every 30 s until the bake ends.
+    result, clock = _watch(["OK"] * 11, bake_seconds=300)
+    assert result is None and clock.now == 300
+
+
+def test_an_alarm_late_in_the_bake_fails_the_gate():
+    result, _ = _watch(["OK"] * 7 + ["ALARM"], bake_seconds=300)
+    assert result is not None and "ALARM" in result
+
+
+def test_insufficient_data_is_not_an_alarm_but_a_missing_alarm_fails():
+    assert _watch(["INSUFFICIENT_DATA", "OK"], bake_seconds=30)[0] is None
+    cloudwatch = boto3.client("cloudwatch", region_name="eu-west-1", aws_access_key_id="x", aws_secret_access_key="x")
+    with Stubber(cloudwatch) as stub:
+        stub.add_response("describe_alarms", {"CompositeAlarms": []}, {"AlarmNames": ["gate"], "AlarmTypes": ["CompositeAlarm"]})
+        assert "not found" in alarm_gate.watch(cloudwatch, "gate", 60, clock=Clock(), sleep=lambda s: None)
+
+
+def test_the_handler_reports_a_job_result_and_fails_the_invocation_on_alarm(monkeypatch):
+    # CodePipeline PutJobFailureResult (botocore codepipeline model) when the event carries a job id.
+    monkeypatch.setenv("ROLE_ARN", "arn:aws:iam::111111111111:role/x-deploy-verifier")
+    monkeypatch.setenv("ALARM_NAME", "gate")
+    monkeypatch.setenv("ALARM_REGION", "eu-west-1")
+    monkeypatch.setenv("BAKE_SECONDS", "60")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
+    codepipeline = boto3.client("codepipeline", region_name="eu-west-1", aws_access_key_id="x", aws_secret_access_key="x")
+    cloudwatch = boto3.client("cloudwatch", region_name="eu-west-1", aws_access_key_id="x", aws_secret_access_key="x")
+    sts = boto3.client("sts", region_name="eu-west-1", aws_access_key_id="x", aws_secret_access_key="x")
+    clients = {"codepipeline": codepipeline, "sts": sts}
+    monkeypatch.setattr(alarm_gate.boto3, "client", lambda name, **kwargs: cloudwatch if name == "cloudwatch" else clients[name])
+    expires = dt.datetime(2026, 12, 1, tzinfo=dt.UTC)
+    with Stubber(sts) as s, Stubber(cloudwatch) as c, Stubber(codepipeline) as p:
+        s.add_response(
+            "assume_role",
+            {"Credentials": {"AccessKeyId": "AKIAEXAMPLEEXAMPLE12", "SecretAccessKey": "s", "SessionToken": "t", "Expiration": expires}},
+            {"RoleArn": "arn:aws:iam::111111111111:role/x-deploy-verifier", "RoleSessionName": ANY},
+        )
+        c.add_response("describe_alarms", _composite("ALARM"), {"AlarmNames": ["gate"], "AlarmTypes": ["CompositeAlarm"]})
+        p.add_response("put_job_failure_result", {}, {"jobId": "11111111-2222-3333-4444-555555555555", "failureDetails": ANY})
+        with pytest.raises(RuntimeError, match="ALARM"):
+            alarm_gate.handler({"CodePipeline.job": {"id": "11111111-2222-3333-4444-555555555555"}}, None)
+        p.assert_no_pending_responses()
