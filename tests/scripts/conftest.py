@@ -15,6 +15,7 @@ TABLES = {
     ROOT / "pipeline" / "scripts": ROOT / "pipeline" / "scripts" / "iam_calls.json",
     ROOT / "stages" / "functions" / "remediation": ROOT / "stages" / "functions" / "remediation" / "iam_calls.json",
     ROOT / "smoke": ROOT / "smoke" / "iam_calls.json",
+    ROOT / "pipeline" / "functions" / "alarm_gate": ROOT / "pipeline" / "functions" / "alarm_gate" / "iam_calls.json",
 }
 
 
