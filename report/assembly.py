@@ -18,6 +18,7 @@ class AssemblyError(Exception):
 class Assembly:
     pipeline_stack: str
     pipeline: dict
+    pipeline_template: dict  # the whole pipeline stack: CodeBuild projects, gate functions
     stages: dict[str, dict[str, dict]]  # stage name → {CloudFormation stack name → template}
     asset_ids: dict[str, list[str]]  # "docker"/"file" → unique asset ids across the stages
 
@@ -42,8 +43,8 @@ def _stacks(directory: Path, manifest: dict) -> dict[str, tuple[str, dict]]:
 def read_assembly(path: Path) -> Assembly:
     try:
         manifest = _load(path / "manifest.json")
-        pipelines = [(name, find_pipeline(t)) for name, t in _stacks(path, manifest).values()]
-        pipelines = [(name, p) for name, p in pipelines if p is not None]
+        pipelines = [(name, find_pipeline(t), t) for name, t in _stacks(path, manifest).values()]
+        pipelines = [(name, p, t) for name, p, t in pipelines if p is not None]
         if not pipelines:
             raise AssemblyError(path)
         stages: dict[str, dict[str, dict]] = {}
@@ -64,6 +65,6 @@ def read_assembly(path: Path) -> Assembly:
                 asset_ids["file"].update(assets.get("files", {}))
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
         raise AssemblyError(path) from error
-    name, pipeline = pipelines[0]
-    return Assembly(pipeline_stack=name, pipeline=pipeline, stages=stages,
+    name, pipeline, template = pipelines[0]
+    return Assembly(pipeline_stack=name, pipeline=pipeline, pipeline_template=template, stages=stages,
                     asset_ids={k: sorted(v) for k, v in asset_ids.items()})

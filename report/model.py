@@ -15,11 +15,17 @@ from stages.alarm_timing import PUBLISHING_DELAY_S, decision_bound_s
 # Timing assumptions (seconds). Each is stated once, with its source, in ASSUMPTIONS (rendered in the report).
 # ---------------------------------------------------------------------------------------------------------------
 SOURCE_S = 10
-CODEBUILD_PROVISION_S = 45
+# Before the first command: PROVISIONING + DOWNLOAD_SOURCE (+ QUEUED). Issue 12's stricter figure for standard
+# (EC2) compute; Lambda compute starts in seconds. The previous model used 45 s for every CodeBuild start.
+CODEBUILD_PROVISION_S = 90
+CODEBUILD_LAMBDA_PROVISION_S = 5
+PREVIOUS_CODEBUILD_PROVISION_S = 45
 BUILD_WORK_S = 240
 SELF_MUTATE_WORK_S = 60
 ASSET_TOOL_INSTALL_S = 20
 DOCKER_ASSET_WORK_S = 150
+# cdk-assets looks the tag up in ECR first and skips build and push when the image is already there.
+DOCKER_IMAGE_FOUND_S = 5
 FILE_ASSET_WORK_S = 10
 VERIFY_WORK_S = 30
 SECURITY_CHECK_WORK_S = 30
@@ -35,6 +41,11 @@ CDK_DEFAULT_DEREGISTRATION_S = 300
 
 DOCS = {
     "codebuild_phases": "https://docs.aws.amazon.com/codebuild/latest/userguide/view-build-details.html#view-build-details-phases",
+    "codebuild_compute": "https://docs.aws.amazon.com/codebuild/latest/userguide/lambda.html",
+    "cdk_assets": "https://github.com/cdklabs/cdk-assets#readme",
+    "codepipeline_conditions": "https://docs.aws.amazon.com/codepipeline/latest/userguide/stage-conditions.html",
+    "codepipeline_rules": "https://docs.aws.amazon.com/codepipeline/latest/userguide/rule-reference.html",
+    "fargate_task_launch": "https://docs.aws.amazon.com/AmazonECS/latest/developerguide/task-lifecycle-explanation.html",
     "cfn_changesets": "https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/using-cfn-updating-stacks-changesets.html",
     "cfn_ecs_update": "https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/aws-resource-ecs-service.html",
     "alb_health": "https://docs.aws.amazon.com/elasticloadbalancing/latest/application/target-group-health-checks.html",
@@ -52,23 +63,31 @@ DOCS = {
 # (name, value, source or "estimate: why")
 ASSUMPTIONS: list[tuple[str, str, str]] = [
     ("Source (CodeConnections) fetch", f"{SOURCE_S} s", "estimate (small repository)"),
-    ("CodeBuild provisioning + source download, on-demand", f"{CODEBUILD_PROVISION_S} s (range 30–60 s)",
-     f"estimate from typical PROVISIONING/DOWNLOAD_SOURCE phase times; phases: {DOCS['codebuild_phases']}"),
+    ("CodeBuild start before the first command (QUEUED + PROVISIONING + DOWNLOAD_SOURCE), standard (EC2) compute "
+     "(BUILD_GENERAL1_*), compute type and image read per project from the pipeline template",
+     f"{CODEBUILD_PROVISION_S} s (previous model: {PREVIOUS_CODEBUILD_PROVISION_S} s)",
+     f"estimate (issue 12's stricter figure; curated images are cached on the hosts, so no image pull); phases: "
+     f"{DOCS['codebuild_phases']}"),
+    ("CodeBuild start on Lambda compute (BUILD_LAMBDA_*)", f"{CODEBUILD_LAMBDA_PROVISION_S} s",
+     f"estimate (\"starts in seconds\"); {DOCS['codebuild_compute']}"),
     ("Build action work (make check + make synth)", f"{BUILD_WORK_S} s", "estimate"),
     ("Self-mutation work (cdk deploy of an unchanged pipeline stack)", f"{SELF_MUTATE_WORK_S} s", "estimate"),
     ("Asset tool install per asset action (npm cdk-assets)", f"{ASSET_TOOL_INSTALL_S} s", "estimate"),
     ("Docker image asset build + push", f"{DOCKER_ASSET_WORK_S} s per image", "estimate (no layer cache)"),
+    ("Docker image asset already in ECR (revert): existence check, build and push skipped",
+     f"{DOCKER_IMAGE_FOUND_S} s per image", f"estimate; mechanism: {DOCS['cdk_assets']}"),
     ("File asset upload", f"{FILE_ASSET_WORK_S} s per file asset", "estimate"),
     ("Verify action work (rollout check + smoke test)", f"{VERIFY_WORK_S} s", "estimate"),
     ("IAM-broadening check work", f"{SECURITY_CHECK_WORK_S} s", "estimate"),
     ("CloudFormation stack update overhead (per stack, excluding ECS wait)", f"{CFN_UPDATE_OVERHEAD_S} s",
-     "estimate"),
+     f"estimate (change detection, IAM/parameter updates, stack events); {DOCS['cfn_ecs_update']}"),
     ("Change-set creation (useChangeSets)", f"{CHANGE_SET_CREATE_S} s (range 20–30 s)",
      f"estimate; mechanism: {DOCS['cfn_changesets']}"),
     ("CloudFormation waits for the ECS deployment (incl. bake) before the stack update completes", "yes",
      DOCS["cfn_ecs_update"]),
     ("Fargate task start (ENI, image pull, container start) until registered", f"{TASK_START_S} s",
-     "estimate (small image via ECR interface endpoints)"),
+     f"estimate (image of a few hundred MB pulled through ECR interface endpoints; a larger image pulls longer); "
+     f"lifecycle: {DOCS['fargate_task_launch']}"),
     ("Target becomes healthy after interval × healthy threshold; grace period as a floor", "formula",
      f"{DOCS['alb_health']}; {DOCS['ecs_grace']}"),
     ("Old task drain = deregistration delay + StopTimeout (worst case: SIGKILL at StopTimeout)", "formula",
@@ -81,7 +100,13 @@ ASSUMPTIONS: list[tuple[str, str, str]] = [
      f"{DOCS['alb_metrics']} (\"sends its metrics in 60-second intervals\"); {DOCS['cw_alarm_eval']}; {DOCS['ecs_alarms']}"),
     ("Bad canary: every request the canary serves answers 5xx; a per-target-group rate sees it at its own rate, a "
      "load-balancer rate diluted by the canary percentage", "model", DOCS["alb_metrics"]),
-    ("Human waits (manual approvals) excluded from lead time", "0 s", "by definition of the metric"),
+    ("Human waits (manual approvals, the prod BeforeEntry DeploymentWindow) excluded from lead time", "0 s",
+     f"by definition of the metric; a deploy outside the window waits for it (or fails): {DOCS['codepipeline_rules']}"),
+    ("Promotion gate (OnSuccess LambdaInvoke rule) watches the stage's composite alarm for BAKE_SECONDS",
+     "BAKE_SECONDS of the gate function, from the template", DOCS["codepipeline_conditions"]),
+    ("Headline split: \"work\" is everything except bakes, gate watches and human waits; \"bakes and gates\" are "
+     "the canary step bake, the post-rollout bake and the promotion gate's watch", "definition",
+     "issue 12 (bakes reported apart)"),
     ("CDK Pipelines defaults: publishAssetsInParallel=true, useChangeSets=true", "one action per asset; "
      "prepare+execute per stack", DOCS["cdk_pipelines"]),
     ("ALB target-group defaults: interval 30 s, healthy threshold 5, deregistration delay 300 s",
@@ -138,8 +163,9 @@ class Service:
     max_percent: int
     grace_s: int
     bake_min: int
-    canary_percent: float | None
-    canary_bake_min: int
+    canary_percent: float | None  # canary percent, or the step percent of a linear deployment
+    canary_bake_min: int  # the bake of one held step
+    held_steps: int = 1  # canary: 1; linear: every step before 100 %
     alarm_names: tuple[str, ...]
     health_interval_s: int
     healthy_threshold: int
@@ -222,6 +248,13 @@ def service_of(template: dict) -> Service | None:
     min_tasks = _int(targets[0].get("MinCapacity"), desired) if targets else desired
     max_tasks = _int(targets[0].get("MaxCapacity"), min_tasks) if targets else min_tasks
     canary = dc.get("CanaryConfiguration") or {}
+    linear = dc.get("LinearConfiguration") or {}
+    if linear and "StepPercent" in linear:
+        step = float(linear["StepPercent"])
+        canary = {"CanaryPercent": step, "CanaryBakeTimeInMinutes": linear.get("StepBakeTimeInMinutes", 0)}
+        held = max(math.ceil(100 / step) - 1, 1)
+    else:
+        held = 1
     return Service(
         strategy=dc.get("Strategy", "ROLLING"),
         min_percent=_int(dc.get("MinimumHealthyPercent"), 100),
@@ -230,6 +263,7 @@ def service_of(template: dict) -> Service | None:
         bake_min=_int(dc.get("BakeTimeInMinutes"), 0),
         canary_percent=float(canary["CanaryPercent"]) if "CanaryPercent" in canary else None,
         canary_bake_min=_int(canary.get("CanaryBakeTimeInMinutes"), 0),
+        held_steps=held,
         alarm_names=tuple((dc.get("Alarms") or {}).get("AlarmNames", [])),
         health_interval_s=_int(tg.get("HealthCheckIntervalSeconds"), CDK_DEFAULT_HEALTH_INTERVAL_S),
         healthy_threshold=_int(tg.get("HealthyThresholdCount"), CDK_DEFAULT_HEALTHY_THRESHOLD),
@@ -313,8 +347,9 @@ class Rollout:
     tasks: int
     waves: int
     wave_s: int
-    replace_s: int
-    bake_s: int
+    replace_s: int  # includes the step bake(s): traffic is held on the new tasks meanwhile
+    bake_s: int  # the post-rollout bake (BakeTimeInMinutes)
+    step_bake_s: int = 0  # canary/linear step bake(s) inside replace_s
 
     @property
     def total_s(self) -> int:
@@ -330,8 +365,10 @@ def rollout(svc: Service, tasks: int | None = None) -> Rollout:
         waves = math.ceil(n / size)
         wave = TASK_START_S + healthy_s(svc) + drain_s(svc)
         return Rollout(tasks=n, waves=waves, wave_s=wave, replace_s=waves * wave, bake_s=svc.bake_min * 60)
-    wave = TASK_START_S + healthy_s(svc) + LIFECYCLE_HOOK_S + svc.canary_bake_min * 60
-    return Rollout(tasks=n, waves=1, wave_s=wave, replace_s=wave + drain_s(svc), bake_s=svc.bake_min * 60)
+    step_bake = svc.canary_bake_min * 60 * (svc.held_steps if svc.canary_percent is not None else 0)
+    wave = TASK_START_S + healthy_s(svc) + LIFECYCLE_HOOK_S + step_bake
+    return Rollout(tasks=n, waves=1, wave_s=wave, replace_s=wave + drain_s(svc), bake_s=svc.bake_min * 60,
+                   step_bake_s=step_bake)
 
 
 def with_cdk_default_health(svc: Service) -> Service:
@@ -387,19 +424,96 @@ def deployment_alarms(env: Environment) -> list[Alarm]:
 # ---------------------------------------------------------------------------------------------------------------
 # Pipeline critical path
 # ---------------------------------------------------------------------------------------------------------------
+# Segment labels the headline split depends on (bakes and gates are reported apart from work).
+POST_BAKE_LABEL = "post-rollout bake"
+GATE_LABEL = "promotion gate watch"
+HUMAN_WAIT_LABEL = "human wait (excluded)"
+WINDOW_LABEL = "deployment window: calendar wait (excluded)"
+
+
+def canary_bake_label(percent: float) -> str:
+    return f"canary step bake (traffic held at {percent:g} %)"
+
+
+def segment_class(label: str) -> str:
+    """work | bake | gate | wait."""
+    if label.startswith("canary step bake") or label == POST_BAKE_LABEL:
+        return "bake"
+    if label == GATE_LABEL:
+        return "gate"
+    if label in (HUMAN_WAIT_LABEL, WINDOW_LABEL):
+        return "wait"
+    return "work"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Timing:
+    """The estimates that differ between the previous model and this one, so both run on the same template."""
+    label: str
+    provision_standard_s: int
+    provision_lambda_s: int
+    stage_conditions: bool  # model BeforeEntry / OnSuccess conditions (gate watch, deployment window)
+
+
+CURRENT = Timing(label="this model", provision_standard_s=CODEBUILD_PROVISION_S,
+                 provision_lambda_s=CODEBUILD_LAMBDA_PROVISION_S, stage_conditions=True)
+PREVIOUS = Timing(label="previous model", provision_standard_s=PREVIOUS_CODEBUILD_PROVISION_S,
+                  provision_lambda_s=PREVIOUS_CODEBUILD_PROVISION_S, stage_conditions=False)
+
+
 @dataclass(frozen=True, kw_only=True)
 class Step:
     stage: str
     name: str
-    kind: str  # source | codebuild | cloudformation | changeset | approval
+    kind: str  # source | codebuild | cloudformation | changeset | approval | gate | condition | other
     run_order: int
-    segments: tuple[tuple[str, int], ...]  # (label, seconds): e.g. ("provision", 45), ("ECS rollout", 40)
+    segments: tuple[tuple[str, int], ...]  # (label, seconds): e.g. ("provision", 90), ("ECS rollout", 40)
     stack: str | None = None
+    compute: str | None = None  # CodeBuild compute type and image, from the template
     start_s: int = 0
 
     @property
     def duration_s(self) -> int:
         return sum(s for _, s in self.segments)
+
+    def seconds_of(self, *classes: str) -> int:
+        return sum(sec for label, sec in self.segments if segment_class(label) in classes)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Project:
+    compute_type: str
+    image: str
+
+    @property
+    def is_lambda(self) -> bool:
+        return "LAMBDA" in self.compute_type.upper()
+
+    def provision_s(self, timing: Timing) -> int:
+        return timing.provision_lambda_s if self.is_lambda else timing.provision_standard_s
+
+
+def codebuild_projects(template: dict) -> dict[str, Project]:
+    """logical id → compute type and image of every CodeBuild project in the pipeline template."""
+    out = {}
+    for lid, props in resources_of(template, "AWS::CodeBuild::Project"):
+        env = props.get("Environment") or {}
+        out[lid] = Project(compute_type=str(env.get("ComputeType", "")), image=str(env.get("Image", "")))
+    return out
+
+
+def _ref(value) -> str | None:
+    return value.get("Ref") if isinstance(value, dict) else None
+
+
+def gate_seconds(template: dict, function) -> int:
+    """The watch time of a LambdaInvoke gate: its function's BAKE_SECONDS environment variable."""
+    lid = _ref(function)
+    props = dict(resources_of(template, "AWS::Lambda::Function")).get(lid or "")
+    variables = ((props or {}).get("Environment") or {}).get("Variables") or {}
+    if "BAKE_SECONDS" not in variables:
+        raise ModelError(f"gate function {function!r}: no BAKE_SECONDS in the template")
+    return _int(variables["BAKE_SECONDS"])
 
 
 def _codebuild_work(name: str) -> tuple[str, int]:
@@ -415,32 +529,69 @@ def _codebuild_work(name: str) -> tuple[str, int]:
     return "work", GENERIC_BUILD_WORK_S
 
 
-def _asset_segments(name: str, assets: dict[str, int]) -> tuple[tuple[str, int], ...] | None:
+def _is_asset_action(name: str) -> bool:
     lowered = name.lower()
-    if "docker" in lowered:
-        work = ("docker build + push", DOCKER_ASSET_WORK_S * max(assets.get("docker", 0), 1))
-    elif "file" in lowered and "asset" in lowered:
-        work = ("file upload", FILE_ASSET_WORK_S * max(assets.get("file", 0), 1))
+    return "docker" in lowered or ("file" in lowered and "asset" in lowered)
+
+
+def _asset_segments(name: str, assets: dict[str, int], *, provision_s: int,
+                    image_exists: bool) -> tuple[tuple[str, int], ...]:
+    if "docker" in name.lower():
+        images = max(assets.get("docker", 0), 1)
+        work = (("image found: build skipped", DOCKER_IMAGE_FOUND_S * images) if image_exists
+                else ("docker build + push", DOCKER_ASSET_WORK_S * images))
     else:
-        return None
-    return (("provision", CODEBUILD_PROVISION_S), ("asset tool", ASSET_TOOL_INSTALL_S), work)
+        work = ("file upload", FILE_ASSET_WORK_S * max(assets.get("file", 0), 1))
+    return (("provision", provision_s), ("asset tool", ASSET_TOOL_INSTALL_S), work)
 
 
 def ecs_segments(svc: Service) -> tuple[tuple[str, int], ...]:
     r = rollout(svc)
-    segs: list[tuple[str, int]] = [("ECS rollout", r.replace_s)]
+    if r.step_bake_s:
+        assert svc.canary_percent is not None
+        segs: list[tuple[str, int]] = [("ECS rollout", r.replace_s - r.step_bake_s - drain_s(svc)),
+                                       (canary_bake_label(svc.canary_percent), r.step_bake_s),
+                                       ("ECS rollout", drain_s(svc))]
+    else:
+        segs = [("ECS rollout", r.replace_s)]
     if r.bake_s:
-        segs.append(("bake", r.bake_s))
+        segs.append((POST_BAKE_LABEL, r.bake_s))
     return tuple(segs)
 
 
-def pipeline_steps(pipeline: dict, *, services: dict[str, Service], assets: dict[str, int]) -> list[Step]:
+def _condition_steps(stage: dict, template: dict, members: list[Step]) -> list[Step]:
+    """BeforeEntry rules as a step before the stage's first action, OnSuccess rules as one after its last."""
+    out = []
+    first = min((s.run_order for s in members), default=1)
+    last = max((s.run_order for s in members), default=1)
+    for key, run_order, kind in (("BeforeEntry", first - 1, "condition"), ("OnSuccess", last + 1, "gate")):
+        for condition in (stage.get(key) or {}).get("Conditions", []):
+            for rule in condition.get("Rules", []):
+                provider = rule.get("RuleTypeId", {}).get("Provider")
+                if provider == "LambdaInvoke":
+                    segs = ((GATE_LABEL, gate_seconds(template, rule.get("Configuration", {}).get("FunctionName"))),)
+                elif provider == "DeploymentWindow":
+                    segs = ((WINDOW_LABEL, 0),)
+                else:
+                    raise ModelError(f"{stage['Name']}: no model for a {provider} rule ({key})")
+                out.append(Step(stage=stage["Name"], name=f"{key}: {rule.get('Name', provider)}", kind=kind,
+                                run_order=run_order, segments=segs))
+    return out
+
+
+def pipeline_steps(pipeline: dict, *, services: dict[str, Service], assets: dict[str, int],
+                   template: dict | None = None, timing: Timing = CURRENT, image_exists: bool = False) -> list[Step]:
     """Every action, ordered by stage then RunOrder, with modelled segments.
 
     services: stack name → Service for stacks that hold an ECS service. assets: counts of "docker"/"file".
+    template: the pipeline stack's template (CodeBuild projects, gate functions). image_exists: a revert, whose
+    image is already in ECR.
     """
+    template = template or {}
+    projects = codebuild_projects(template)
     steps: list[Step] = []
     for stage in pipeline.get("Stages", []):
+        members: list[Step] = []
         actions = sorted(stage.get("Actions", []), key=lambda a: (_int(a.get("RunOrder"), 1), a["Name"]))
         for action in actions:
             type_ = action.get("ActionTypeId", {})
@@ -448,14 +599,23 @@ def pipeline_steps(pipeline: dict, *, services: dict[str, Service], assets: dict
             config = action.get("Configuration", {})
             stack = config.get("StackName")
             run_order = _int(action.get("RunOrder"), 1)
+            compute = None
             if category == "Approval":
-                kind, segs = "approval", (("human wait (excluded)", 0),)
+                kind, segs = "approval", ((HUMAN_WAIT_LABEL, 0),)
             elif category == "Source":
                 kind, segs = "source", (("fetch", SOURCE_S),)
             elif provider == "CodeBuild":
                 kind = "codebuild"
-                segs = _asset_segments(action["Name"], assets) or (
-                    ("provision", CODEBUILD_PROVISION_S), _codebuild_work(action["Name"]))
+                ref = _ref(config.get("ProjectName"))
+                if ref is not None and template and ref not in projects:
+                    raise ModelError(f"{action['Name']}: CodeBuild project {ref} not in the pipeline template")
+                project = projects.get(ref or "", Project(compute_type="BUILD_GENERAL1_MEDIUM", image="(assumed)"))
+                compute = f"{project.compute_type}, {project.image}"
+                provision = project.provision_s(timing)
+                if _is_asset_action(action["Name"]):
+                    segs = _asset_segments(action["Name"], assets, provision_s=provision, image_exists=image_exists)
+                else:
+                    segs = (("provision", provision), _codebuild_work(action["Name"]))
             elif provider == "CloudFormation":
                 mode = config.get("ActionMode", "CREATE_UPDATE")
                 if mode == "CHANGE_SET_REPLACE":
@@ -467,8 +627,11 @@ def pipeline_steps(pipeline: dict, *, services: dict[str, Service], assets: dict
                         segs += ecs_segments(services[stack])
             else:
                 kind, segs = "other", (("work", GENERIC_BUILD_WORK_S),)
-            steps.append(Step(stage=stage["Name"], name=action["Name"], kind=kind, run_order=run_order,
-                              segments=segs, stack=stack))
+            members.append(Step(stage=stage["Name"], name=action["Name"], kind=kind, run_order=run_order,
+                                segments=segs, stack=stack, compute=compute))
+        if timing.stage_conditions:
+            members += _condition_steps(stage, template, members)
+        steps += members
     return schedule(steps)
 
 
@@ -477,22 +640,55 @@ def schedule(steps: list[Step]) -> list[Step]:
     parallel (a group lasts as long as its slowest action)."""
     out: list[Step] = []
     clock = 0
+    for stage, order, group in _groups(steps):
+        for s in group:
+            out.append(replace(s, start_s=clock))
+        clock += max(s.duration_s for s in group)
+    return out
+
+
+def _groups(steps: list[Step]) -> list[tuple[str, int, list[Step]]]:
     stages: list[str] = []
     for s in steps:
         if s.stage not in stages:
             stages.append(s.stage)
+    out = []
     for stage in stages:
         members = [s for s in steps if s.stage == stage]
         for order in sorted({s.run_order for s in members}):
-            group = [s for s in members if s.run_order == order]
-            for s in group:
-                out.append(replace(s, start_s=clock))
-            clock += max(s.duration_s for s in group)
+            out.append((stage, order, [s for s in members if s.run_order == order]))
     return out
 
 
 def lead_time_s(steps: list[Step]) -> int:
     return max((s.start_s + s.duration_s for s in steps), default=0)
+
+
+def critical_path(steps: list[Step]) -> list[Step]:
+    """The slowest action of every RunOrder group: the actions the lead time is made of."""
+    return [max(group, key=lambda s: s.duration_s) for _, _, group in _groups(steps)]
+
+
+@dataclass(frozen=True, kw_only=True)
+class LeadTime:
+    work_s: int
+    bakes_and_gates_s: int
+
+    @property
+    def total_s(self) -> int:
+        return self.work_s + self.bakes_and_gates_s
+
+
+def lead_time(steps: list[Step]) -> LeadTime:
+    path = critical_path(steps)
+    return LeadTime(work_s=sum(s.seconds_of("work") for s in path),
+                    bakes_and_gates_s=sum(s.seconds_of("bake", "gate") for s in path))
+
+
+def bakes_and_gates(steps: list[Step]) -> list[tuple[str, str, int]]:
+    """(stage, label, seconds) of every bake and gate watch on the critical path."""
+    return [(s.stage, label, sec) for s in critical_path(steps) for label, sec in s.segments
+            if segment_class(label) in ("bake", "gate")]
 
 
 def cdk_defaults_pipeline(pipeline: dict, *, asset_ids: dict[str, list[str]]) -> dict:
@@ -501,13 +697,12 @@ def cdk_defaults_pipeline(pipeline: dict, *, asset_ids: dict[str, list[str]]) ->
     stages = []
     for stage in pipeline.get("Stages", []):
         actions = stage.get("Actions", [])
-        is_assets = any(_asset_segments(a["Name"], {}) for a in actions) and all(
-            _asset_segments(a["Name"], {}) for a in actions)
+        is_assets = bool(actions) and all(_is_asset_action(a["Name"]) for a in actions)
         if is_assets:
             new = [{"Name": f"{kind.capitalize()}Asset{i + 1}", "RunOrder": 1,
                     "ActionTypeId": {"Category": "Build", "Provider": "CodeBuild"}}
                    for kind in ("docker", "file") for i in range(len(asset_ids.get(kind, [])))]
-            stages.append({"Name": stage["Name"], "Actions": new})
+            stages.append({**stage, "Actions": new})
             continue
         new = []
         shift = 0
@@ -527,7 +722,7 @@ def cdk_defaults_pipeline(pipeline: dict, *, asset_ids: dict[str, list[str]]) ->
                     new.append({**a, "RunOrder": order + shift})
             if deploys:
                 shift += 1
-        stages.append({"Name": stage["Name"], "Actions": new})
+        stages.append({**stage, "Actions": new})
     return {**pipeline, "Stages": stages}
 
 

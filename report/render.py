@@ -15,6 +15,8 @@ from report.model import Environment, Step
 class Report:
     ours: list[Step]
     defaults: list[Step]
+    previous: list[Step]  # the previous model's estimates on the same template
+    revert: list[Step]  # a revert: the image is already in ECR
     environments: list[Environment]
     asset_ids: dict[str, list[str]]
 
@@ -26,18 +28,28 @@ class Report:
     def lead_defaults_s(self) -> int:
         return model.lead_time_s(self.defaults)
 
+    @property
+    def lead(self) -> model.LeadTime:
+        return model.lead_time(self.ours)
+
 
 def build_report(assembly: Assembly) -> Report:
     envs = [model.environment_of(name, stacks) for name, stacks in assembly.stages.items()]
     services = {e.service_stack: e.service for e in envs if e.service is not None}
     counts = {k: len(v) for k, v in assembly.asset_ids.items()}
-    ours = model.pipeline_steps(assembly.pipeline, services=services, assets=counts)
+    template = assembly.pipeline_template
+    ours = model.pipeline_steps(assembly.pipeline, services=services, assets=counts, template=template)
+    previous = model.pipeline_steps(assembly.pipeline, services=services, assets=counts, template=template,
+                                    timing=model.PREVIOUS)
+    revert = model.pipeline_steps(assembly.pipeline, services=services, assets=counts, template=template,
+                                  image_exists=True)
     default_services = {k: model.with_cdk_default_health(v) for k, v in services.items()}
     defaults = model.pipeline_steps(model.cdk_defaults_pipeline(assembly.pipeline, asset_ids=assembly.asset_ids),
-                                    services=default_services, assets={"docker": 1, "file": 1})
+                                    services=default_services, assets={"docker": 1, "file": 1}, template=template)
     order = {s.stage: i for i, s in enumerate(ours)}
     envs.sort(key=lambda e: order.get(e.name, len(order)))
-    return Report(ours=ours, defaults=defaults, environments=envs, asset_ids=assembly.asset_ids)
+    return Report(ours=ours, defaults=defaults, previous=previous, revert=revert, environments=envs,
+                  asset_ids=assembly.asset_ids)
 
 
 def fmt(seconds: float) -> str:
@@ -47,20 +59,99 @@ def fmt(seconds: float) -> str:
 
 
 KIND_LABEL = {"source": "source", "codebuild": "CodeBuild", "cloudformation": "CloudFormation",
-              "changeset": "CloudFormation change set", "approval": "approval", "other": "other"}
+              "changeset": "CloudFormation change set", "approval": "approval (human wait)",
+              "gate": "stage condition (OnSuccess gate)", "condition": "stage condition (BeforeEntry)",
+              "other": "other"}
+
+
+def _kind(s: Step) -> str:
+    kind = KIND_LABEL[s.kind]
+    if s.compute:
+        kind += f" ({s.compute})"
+    if any(label == "ECS rollout" for label, _ in s.segments):
+        kind += " + ECS rollout"
+    return kind
 
 
 def _steps_table(steps: list[Step]) -> list[str]:
-    rows = ["| # | stage | action | kind | run order | start | modelled duration | made of |",
-            "|---|---|---|---|---|---|---|---|"]
+    critical = {id(s) for s in model.critical_path(steps)}
+    rows = ["| # | stage | action | kind | run order | start | work | bakes and gates | made of |",
+            "|---|---|---|---|---|---|---|---|---|"]
     for i, s in enumerate(steps, 1):
-        kind = KIND_LABEL[s.kind]
-        labels = [label for label, _ in s.segments]
-        if "ECS rollout" in labels:
-            kind += " + ECS rollout" + (" + bake" if "bake" in labels else "")
         parts = ", ".join(f"{label} {fmt(sec)}" for label, sec in s.segments)
-        rows.append(f"| {i} | {s.stage} | {s.name} | {kind} | {s.run_order} | {fmt(s.start_s)} | "
-                    f"{fmt(s.duration_s)} | {parts} |")
+        mark = "" if id(s) in critical else " (parallel, off the critical path)"
+        bakes = s.seconds_of("bake", "gate")
+        rows.append(f"| {i} | {s.stage} | {s.name}{mark} | {_kind(s)} | {s.run_order} | {fmt(s.start_s)} | "
+                    f"{fmt(s.seconds_of('work'))} | {fmt(bakes) if bakes else '–'} | {parts} |")
+    return rows
+
+
+def _headline_lines(report: Report) -> list[str]:
+    lead, revert = report.lead, model.lead_time(report.revert)
+    bakes = "; ".join(f"{stage} {label} {fmt(sec)}" for stage, label, sec in model.bakes_and_gates(report.ours))
+    return [
+        f"- Modelled commit → prod: **{fmt(lead.work_s)} of work** + **{fmt(lead.bakes_and_gates_s)} of bakes and "
+        f"gates** = **{fmt(lead.total_s)}** in total. Excluded: approvals (human waits) and the prod "
+        "deployment window (a calendar wait: a release outside it waits for the window or fails).",
+        f"- Bakes and gates on the path: {bakes or 'none'}.",
+        f"- Revert (commit → prod when the image already exists, Docker build skipped): **{fmt(revert.work_s)} of "
+        f"work** + {fmt(revert.bakes_and_gates_s)} of bakes and gates = **{fmt(revert.total_s)}**.",
+        f"- Previous model on the same template: {fmt(model.lead_time_s(report.previous))} \"excluding human "
+        f"waits\" (bakes counted as lead time, gate watch not modelled, {model.PREVIOUS_CODEBUILD_PROVISION_S} s "
+        "per CodeBuild start); see \"Previous model vs this model\".",
+    ]
+
+
+def _before_after(report: Report) -> list[str]:
+    prev, lead = report.previous, report.lead
+    previous_total = model.lead_time_s(prev)
+    p_bakes = sum(s.seconds_of("bake", "gate") for s in model.critical_path(prev))
+    starts = sum(1 for s in model.critical_path(report.ours) if s.kind == "codebuild")
+    rows = ["### Previous model vs this model", "",
+            "Both columns run on the same synthesized template. The previous model charged 45 s for every "
+            "CodeBuild start, ignored stage conditions (the promotion gate's watch) and reported one number "
+            "with bakes inside it.", "",
+            "| | previous model | this model |", "|---|---|---|",
+            f"| CodeBuild start (standard compute) | {model.PREVIOUS_CODEBUILD_PROVISION_S} s | "
+            f"{model.CODEBUILD_PROVISION_S} s (Lambda compute {model.CODEBUILD_LAMBDA_PROVISION_S} s) |",
+            f"| CodeBuild starts on the critical path | {starts} | {starts} |",
+            f"| promotion gate watch (OnSuccess) | not modelled | from BAKE_SECONDS |",
+            f"| work | {fmt(previous_total - p_bakes)} (not reported apart) | **{fmt(lead.work_s)}** |",
+            f"| bakes and gates | {fmt(p_bakes)} (not reported apart) | **{fmt(lead.bakes_and_gates_s)}** |",
+            f"| **headline commit → prod** | **{fmt(previous_total)}** (one number, bakes inside) | "
+            f"**{fmt(lead.work_s)} work + {fmt(lead.bakes_and_gates_s)} bakes and gates = {fmt(lead.total_s)}** |",
+            "", "Critical path step by step:", "",
+            "| stage | action | previous model | this model | change |", "|---|---|---|---|---|"]
+    before = {(s.stage, s.name): s for s in model.critical_path(prev)}
+    for s in model.critical_path(report.ours):
+        b = before.get((s.stage, s.name))
+        old = fmt(b.duration_s) if b else "not modelled"
+        delta = s.duration_s - (b.duration_s if b else 0)
+        sign = "+" if delta > 0 else "−" if delta < 0 else "±"
+        rows.append(f"| {s.stage} | {s.name} | {old} | {fmt(s.duration_s)} | {sign}{fmt(abs(delta))} |")
+    rows.append(f"| **commit → prod** | | **{fmt(previous_total)}** | **{fmt(lead.total_s)}** | "
+                f"**{'+' if lead.total_s >= previous_total else '−'}{fmt(abs(lead.total_s - previous_total))}** |")
+    return rows + [""]
+
+
+def _revert_section(report: Report) -> list[str]:
+    revert = model.lead_time(report.revert)
+    rows = ["### Revert path (image already in ECR)", "",
+            "`git revert` of a bad release gives the image hash of the release before it (the Dockerfile builds "
+            "`service/` only), so the Docker publishing action finds the image and skips build and push. Every "
+            "other step runs as in a release: build and synth, self-mutation, every environment, the same bakes "
+            "and gates.", "",
+            "| | release | revert |", "|---|---|---|"]
+    lead = report.lead
+    for a, b in zip(report.ours, report.revert):
+        if a.duration_s != b.duration_s:
+            rows.append(f"| {a.stage}: {a.name} | {fmt(a.duration_s)} | {fmt(b.duration_s)} |")
+    for stage in dict.fromkeys(a.stage for a, b in zip(report.ours, report.revert) if a.duration_s != b.duration_s):
+        rows.append(f"| {stage} stage (slowest action) | {fmt(_stage_span(report.ours, stage))} | "
+                    f"{fmt(_stage_span(report.revert, stage))} |")
+    rows += [f"| work | {fmt(lead.work_s)} | **{fmt(revert.work_s)}** |",
+             f"| bakes and gates | {fmt(lead.bakes_and_gates_s)} | {fmt(revert.bakes_and_gates_s)} |",
+             f"| **total** | **{fmt(lead.total_s)}** | **{fmt(revert.total_s)}** |", ""]
     return rows
 
 
@@ -76,8 +167,12 @@ def render_markdown(report: Report, *, picture: str, assembly_path: str) -> str:
         "",
         "## Headline",
         "",
-        f"- Modelled commit → prod lead time, excluding human waits: **{fmt(ours)}** "
-        f"(CDK Pipelines defaults: {fmt(dflt)}, ratio defaults/ours **{dflt / ours:.2f}×**).",
+        *_headline_lines(report),
+        f"- CDK Pipelines defaults on the same model: {fmt(dflt)} in total, ratio defaults/ours "
+        f"**{dflt / ours:.2f}×**.",
+        "- Two different bakes in prod, never to be confused: the **canary step bake** (traffic held at the canary "
+        "percentage while the deployment alarms watch; a bad canary is rolled back here) and the **post-rollout "
+        "bake** (`BakeTimeInMinutes`: 100 % on the new tasks, the old ones kept for an instant rollback).",
     ]
     for env in report.environments:
         if env.service is None:
@@ -90,12 +185,17 @@ def render_markdown(report: Report, *, picture: str, assembly_path: str) -> str:
                    f"{fmt(r.replace_s)}; ~USD {cost:,.2f}/month." + _canary_headline(model.bad_canary(env)))
     out += ["", f"![Modelled pipeline timeline]({picture})", "", "## 1. Critical path (this pipeline)", "",
             "Stages run in order; inside a stage, actions with the same RunOrder run in parallel and the group "
-            "lasts as long as its slowest action. Approvals count as 0 s (human wait excluded). The stack that "
-            "holds the ECS service includes the ECS rollout and bake, because CloudFormation waits for the "
-            "deployment to finish.", ""]
+            "lasts as long as its slowest action. Approvals and the deployment window count as 0 s (human and "
+            "calendar waits, excluded). The stack that holds the ECS service includes the ECS rollout, the canary "
+            "step bake and the post-rollout bake, because CloudFormation waits for the deployment to finish. The "
+            "promotion gate is a stage condition (OnSuccess): it watches after the stage's last action.", ""]
     out += _steps_table(report.ours)
-    out += ["", f"**Modelled lead time commit → prod (no human waits): {fmt(ours)}.**", "",
-            "### Assumptions", "", "| assumption | value | source |", "|---|---|---|"]
+    lead = report.lead
+    out += ["", f"**Modelled lead time commit → prod (no human waits): {fmt(ours)}** = {fmt(lead.work_s)} work "
+            f"+ {fmt(lead.bakes_and_gates_s)} bakes and gates.", ""]
+    out += _before_after(report)
+    out += _revert_section(report)
+    out += ["### Assumptions", "", "| assumption | value | source |", "|---|---|---|"]
     out += [f"| {a} | {v} | {src} |" for a, v, src in model.ASSUMPTIONS]
     n_docker, n_file = len(report.asset_ids.get("docker", [])), len(report.asset_ids.get("file", []))
     out += ["", "## 2. Same app with CDK Pipelines defaults", "",
@@ -124,14 +224,16 @@ def render_markdown(report: Report, *, picture: str, assembly_path: str) -> str:
             "drain    = deregistration delay + StopTimeout            (worst case)",
             "rolling: batch = (floor(N × max% / 100) − N) + (N − ceil(N × min% / 100)),  waves = ceil(N / batch)",
             "         replace = waves × (task start + healthy + drain)",
-            "canary:  replace = task start + healthy + lifecycle hook + canary bake + drain   (bake time after)",
+            "canary:  replace = task start + healthy + lifecycle hook + canary step bake + drain",
+            "         then the post-rollout bake (BakeTimeInMinutes)",
             f"task start = {model.TASK_START_S} s (estimate), lifecycle hook = {model.LIFECYCLE_HOOK_S} s (estimate)",
             "N = minimum task count (scalable target MinCapacity)",
             "```", ""]
     approvals: dict[str, list[str]] = {}
     for s in report.ours:
-        if s.kind == "approval":
-            approvals.setdefault(s.stage, []).append(s.name)
+        if s.kind in ("approval", "condition"):
+            # Approvals live in their own "Approve-<Env>" stage (a stage rollback never replays one).
+            approvals.setdefault(s.stage.removeprefix("Approve-"), []).append(s.name)
     for env in report.environments:
         out += [f"### {env.name}", ""]
         svc = env.service
@@ -149,8 +251,9 @@ def render_markdown(report: Report, *, picture: str, assembly_path: str) -> str:
         r_max = model.rollout(svc, svc.max_tasks)
         r_def = model.rollout(model.with_cdk_default_health(svc))
         out += ["", "| input | value |", "|---|---|",
-                f"| strategy | {svc.strategy}" + (f" (canary {svc.canary_percent:g} %, canary bake "
-                                                    f"{svc.canary_bake_min} min)" if svc.canary_percent else "")
+                f"| strategy | {svc.strategy}" + (f" ({svc.canary_percent:g} % per step, canary step bake "
+                                                    f"{svc.canary_bake_min} min × {svc.held_steps})"
+                                                    if svc.canary_percent else "")
                 + " |",
                 f"| tasks (min–max) | {svc.min_tasks}–{svc.max_tasks} |",
                 f"| minimum healthy / maximum percent | {svc.min_percent} % / {svc.max_percent} % |",
@@ -160,8 +263,10 @@ def render_markdown(report: Report, *, picture: str, assembly_path: str) -> str:
                 f"| waves × wave | {r.waves} × {fmt(r.wave_s)} |",
                 f"| **replace all {r.tasks} task(s)** | **{fmt(r.replace_s)}** (at max {r_max.tasks} tasks: "
                 f"{fmt(r_max.replace_s)}; with ALB defaults: {fmt(r_def.replace_s)}) |",
-                f"| bake time | {fmt(r.bake_s) if r.bake_s else 'none'} |",
-                f"| approvals before deploy | {', '.join(approvals.get(env.name, [])) or 'none'} |", ""]
+                f"| canary step bake (inside the replacement) | {fmt(r.step_bake_s) if r.step_bake_s else 'none'} |",
+                f"| post-rollout bake (BakeTimeInMinutes, after the replacement) | "
+                f"{fmt(r.bake_s) if r.bake_s else 'none'} |",
+                f"| approvals and entry conditions before deploy | {', '.join(approvals.get(env.name, [])) or 'none'} |", ""]
     out += ["## 4. Modelled monthly cost", "",
             f"List prices as of {model.PRICE_DATE} (eu-west-1, on-demand, USD; from memory of the public pricing "
             "pages), **verify before budgeting**. 730 h/month, services at their minimum task count; data "
@@ -192,7 +297,7 @@ def _canary_headline(verdict: model.CanaryVerdict | None) -> str:
         return f" Bad canary at {verdict.canary_percent:g} % traffic: no deployment 5xx-rate alarm sees it."
     ok = "caught before promotion" if verdict.caught_before_promotion else "**promoted before the alarms can decide**"
     return (f" Bad canary at {verdict.canary_percent:g} % traffic: rollback decision ≤ {fmt(verdict.decision_s)}, "
-            f"canary bake {fmt(verdict.canary_bake_s)} ({ok}).")
+            f"canary step bake {fmt(verdict.canary_bake_s)} ({ok}).")
 
 
 def _canary_table(env: Environment, alarms: list[model.Alarm]) -> list[str]:
@@ -201,7 +306,7 @@ def _canary_table(env: Environment, alarms: list[model.Alarm]) -> list[str]:
         return []
     slowest = max(alarms, key=lambda a: a.decision_s)
     bake_ok = "≥" if first.canary_bake_s >= slowest.decision_s else "**<**"
-    rows = ["", f"Canary at {first.canary_percent:g} % of traffic: its bake of {fmt(first.canary_bake_s)} {bake_ok} the "
+    rows = ["", f"Canary at {first.canary_percent:g} % of traffic: its canary step bake of {fmt(first.canary_bake_s)} {bake_ok} the "
             f"slowest deployment alarm's decision bound ({fmt(slowest.decision_s)}, {slowest.name}). A bad canary "
             "as the 5xx-rate alarms see it (rate seen / threshold):", ""]
     names = [a.name for a, _ in first.seen]
@@ -223,8 +328,15 @@ def _stage_span(steps: list[Step], stage: str) -> int:
     return max(s.start_s + s.duration_s for s in members) - min(s.start_s for s in members)
 
 
-COLOURS = {"provision": "#bbbbbb", "ECS rollout": "#2b8cbe", "bake": "#fdae61", "stack update": "#7b3294",
-           "create change set": "#c2a5cf", "human wait (excluded)": "#d7191c"}
+COLOURS = {"provision": "#bbbbbb", "ECS rollout": "#2b8cbe", "canary step bake": "#fee08b",
+           model.POST_BAKE_LABEL: "#fdae61", model.GATE_LABEL: "#f46d43", "stack update": "#7b3294",
+           "create change set": "#c2a5cf", model.HUMAN_WAIT_LABEL: "#d7191c"}
+
+
+def _colour(label: str) -> str:
+    if label.startswith("canary step bake"):
+        return COLOURS["canary step bake"]
+    return COLOURS.get(label, "#4dac26")
 
 
 def render_timeline(report: Report, path: Path) -> None:
@@ -244,14 +356,16 @@ def render_timeline(report: Report, path: Path) -> None:
     for ax, (title, steps) in zip(axes, panels):
         for y, s in enumerate(steps):
             x = s.start_s / 60
-            if s.kind == "approval":
-                ax.plot([x], [y], marker="D", color=COLOURS["human wait (excluded)"])
+            if s.kind in ("approval", "condition"):  # human and calendar waits: a marker, no duration
+                ax.plot([x], [y], marker="D", color=COLOURS[model.HUMAN_WAIT_LABEL])
             for label, sec in s.segments:
-                ax.barh(y, sec / 60, left=x, height=0.6, color=COLOURS.get(label, "#4dac26"))
+                ax.barh(y, sec / 60, left=x, height=0.6, color=_colour(label))
                 x += sec / 60
         ax.set_yticks(range(len(steps)), [f"{s.stage}: {s.name}" for s in steps], fontsize=7)
         ax.invert_yaxis()
-        ax.set_title(f"{title}: {fmt(model.lead_time_s(steps))} commit → prod (no human waits)", fontsize=9)
+        lead = model.lead_time(steps)
+        ax.set_title(f"{title}: commit → prod {fmt(lead.work_s)} work + {fmt(lead.bakes_and_gates_s)} bakes and "
+                     f"gates = {fmt(lead.total_s)} (no human waits)", fontsize=9)
         ax.grid(axis="x", alpha=0.3)
     axes[-1].set_xlabel("minutes since commit (modelled)")
     legend = [Patch(color=c, label=l) for l, c in COLOURS.items()] + [Patch(color="#4dac26", label="work")]

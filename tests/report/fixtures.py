@@ -8,21 +8,49 @@ def action(name, provider, run_order=1, category="Build", **config):
             "ActionTypeId": {"Category": category, "Owner": "AWS", "Provider": provider, "Version": "1"}}
 
 
-def pipeline_template() -> dict:
+def project(compute_type, image="aws/codebuild/standard:7.0"):
+    return {"Type": "AWS::CodeBuild::Project",
+            "Properties": {"Environment": {"ComputeType": compute_type, "Image": image, "Type": "LINUX_CONTAINER"}}}
+
+
+def codebuild(name, project_id, run_order=1):
+    return action(name, "CodeBuild", run_order, ProjectName={"Ref": project_id})
+
+
+def rule(name, provider, **config):
+    return {"Name": name, "Configuration": config,
+            "RuleTypeId": {"Category": "Rule", "Owner": "AWS", "Provider": provider, "Version": "1"}}
+
+
+def pipeline_template(*, gate_seconds="300") -> dict:
+    """Build and Docker on standard compute, file assets and Verify-dev on Lambda compute; a promotion gate after
+    Dev (OnSuccess LambdaInvoke) and a deployment window before Prod (BeforeEntry)."""
     stages = [
         {"Name": "Source", "Actions": [action("Checkout", "CodeStarSourceConnection", category="Source")]},
-        {"Name": "Build", "Actions": [action("Build", "CodeBuild")]},
-        {"Name": "Assets", "Actions": [action("DockerAssets", "CodeBuild"), action("FileAssets", "CodeBuild")]},
+        {"Name": "Build", "Actions": [codebuild("Build", "BuildProject")]},
+        {"Name": "Assets", "Actions": [codebuild("DockerAssets", "DockerProject"),
+                                       codebuild("FileAssets", "FileProject")]},
         {"Name": "Dev", "Actions": [
             action("app-dev-stateless.Deploy", "CloudFormation", 1, "Deploy", StackName="app-dev-stateless"),
-            action("Verify-dev", "CodeBuild", 2),
-        ]},
+            codebuild("Verify-dev", "VerifyProject", 2),
+        ], "OnSuccess": {"Conditions": [{"Result": "ROLLBACK", "Rules": [
+            rule("HealthyForBakeTime", "LambdaInvoke", FunctionName={"Ref": "GateFunction"})]}]}},
         {"Name": "Prod", "Actions": [
             action("Promote-to-prod", "Manual", 1, "Approval"),
             action("app-prod-stateless.Deploy", "CloudFormation", 2, "Deploy", StackName="app-prod-stateless"),
-        ]},
+        ], "BeforeEntry": {"Conditions": [{"Result": "FAIL", "Rules": [
+            rule("DeploymentWindow", "DeploymentWindow", Cron="* * 9-15 ? * MON-THU *", TimeZone="UTC")]}]}},
     ]
-    return {"Resources": {"Pipeline": {"Type": "AWS::CodePipeline::Pipeline", "Properties": {"Stages": stages}}}}
+    variables = {"ALARM_NAME": "dev-unhealthy"} | ({"BAKE_SECONDS": gate_seconds} if gate_seconds else {})
+    return {"Resources": {
+        "Pipeline": {"Type": "AWS::CodePipeline::Pipeline", "Properties": {"Stages": stages}},
+        "BuildProject": project("BUILD_GENERAL1_MEDIUM"),
+        "DockerProject": project("BUILD_GENERAL1_MEDIUM"),
+        "FileProject": project("BUILD_LAMBDA_1GB", "aws/codebuild/amazonlinux-x86_64-lambda-standard:nodejs20"),
+        "VerifyProject": project("BUILD_LAMBDA_1GB", "aws/codebuild/amazonlinux-x86_64-lambda-standard:python3.12"),
+        "GateFunction": {"Type": "AWS::Lambda::Function",
+                         "Properties": {"Environment": {"Variables": variables}}},
+    }}
 
 
 def alarm(name, *, period=None, evaluation=3, datapoints=None, metrics=None):

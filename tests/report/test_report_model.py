@@ -84,40 +84,128 @@ def test_missing_deployment_alarm_is_named():
         model.deployment_alarms(model.environment_of("Dev", {"s": template}))
 
 
-def test_critical_path_orders_actions_and_sums_the_model():
+def _services(default_health=False):
     services = {"app-dev-stateless": model.service_of(service_template()),
                 "app-prod-stateless": model.service_of(
                     service_template(strategy="CANARY", min_percent=100, max_percent=200, bake=10))}
-    steps = model.pipeline_steps(pipeline_template()["Resources"]["Pipeline"]["Properties"],
-                                 services=services, assets={"docker": 1, "file": 2})
+    if default_health:
+        services = {k: model.with_cdk_default_health(v) for k, v in services.items()}
+    return services
+
+
+def _steps(template=None, **kwargs):
+    template = template or pipeline_template()
+    return model.pipeline_steps(template["Resources"]["Pipeline"]["Properties"], services=_services(),
+                                assets={"docker": 1, "file": 2}, template=template, **kwargs)
+
+
+def test_critical_path_orders_actions_and_sums_the_model():
+    steps = _steps()
     assert [(s.name, s.kind, s.start_s, s.duration_s) for s in steps] == [
         ("Checkout", "source", 0, 10),
-        ("Build", "codebuild", 10, 285),
-        ("DockerAssets", "codebuild", 295, 215),
-        ("FileAssets", "codebuild", 295, 85),
-        ("app-dev-stateless.Deploy", "cloudformation", 510, 45 + 210),
-        ("Verify-dev", "codebuild", 765, 75),
-        ("Promote-to-prod", "approval", 840, 0),
-        ("app-prod-stateless.Deploy", "cloudformation", 840, 45 + 255 + 600),
+        ("Build", "codebuild", 10, 90 + 240),  # standard compute: 90 s before the first command
+        ("DockerAssets", "codebuild", 340, 90 + 20 + 150),
+        ("FileAssets", "codebuild", 340, 5 + 20 + 2 * 10),  # Lambda compute starts in seconds
+        ("app-dev-stateless.Deploy", "cloudformation", 600, 45 + 210),
+        ("Verify-dev", "codebuild", 855, 5 + 30),
+        ("OnSuccess: HealthyForBakeTime", "gate", 890, 300),  # the gate function's BAKE_SECONDS
+        ("BeforeEntry: DeploymentWindow", "condition", 1190, 0),  # calendar wait: excluded
+        ("Promote-to-prod", "approval", 1190, 0),
+        ("app-prod-stateless.Deploy", "cloudformation", 1190, 45 + 255 + 600),
     ]
-    assert model.lead_time_s(steps) == 1740
+    assert model.lead_time_s(steps) == 2090
+    assert [s.name for s in model.critical_path(steps)][2:4] == ["DockerAssets", "app-dev-stateless.Deploy"]
+
+
+def test_compute_type_and_image_come_from_the_template():
+    by_name = {s.name: s for s in _steps()}
+    assert by_name["Build"].compute == "BUILD_GENERAL1_MEDIUM, aws/codebuild/standard:7.0"
+    assert by_name["Verify-dev"].compute.startswith("BUILD_LAMBDA_1GB, ")
+    template = pipeline_template()
+    template["Resources"]["VerifyProject"]["Properties"]["Environment"]["ComputeType"] = "BUILD_GENERAL1_SMALL"
+    assert {s.name: s.duration_s for s in _steps(template)}["Verify-dev"] == 90 + 30
+    del template["Resources"]["BuildProject"]
+    with pytest.raises(model.ModelError, match="BuildProject"):
+        _steps(template)
+
+
+def test_prod_deploy_names_its_two_bakes_apart():
+    prod = _steps()[-1]
+    assert prod.segments == (("stack update", 45), ("ECS rollout", 45 + 30 + 30),
+                             ("canary step bake (traffic held at 10 %)", 120), ("ECS rollout", 30),
+                             ("post-rollout bake", 600))
+    assert (prod.seconds_of("work"), prod.seconds_of("bake")) == (45 + 105 + 30, 720)
+
+
+def test_headline_splits_work_from_bakes_and_gates():
+    steps = _steps()
+    lead = model.lead_time(steps)
+    # work: source, build, Docker (file assets run beside it), dev deploy, verify, prod deploy without bakes
+    assert lead.work_s == 10 + 330 + 260 + 255 + 35 + 180
+    assert lead.bakes_and_gates_s == 300 + 120 + 600
+    assert lead.total_s == model.lead_time_s(steps)
+    assert model.bakes_and_gates(steps) == [("Dev", "promotion gate watch", 300),
+                                            ("Prod", "canary step bake (traffic held at 10 %)", 120),
+                                            ("Prod", "post-rollout bake", 600)]
+
+
+def test_gate_watch_needs_bake_seconds_in_the_template():
+    assert {s.name: s.duration_s for s in _steps(pipeline_template(gate_seconds="480"))}[
+        "OnSuccess: HealthyForBakeTime"] == 480
+    with pytest.raises(model.ModelError, match="BAKE_SECONDS"):
+        _steps(pipeline_template(gate_seconds=None))
+
+
+def test_unknown_stage_condition_is_an_error_not_zero():
+    template = pipeline_template()
+    stage = template["Resources"]["Pipeline"]["Properties"]["Stages"][-1]
+    stage["BeforeEntry"]["Conditions"][0]["Rules"][0]["RuleTypeId"]["Provider"] = "Commands"
+    with pytest.raises(model.ModelError, match="Commands"):
+        _steps(template)
+
+
+def test_revert_finds_the_image_and_skips_the_docker_build():
+    release, revert = _steps(), _steps(image_exists=True)
+    docker = {s.name: s for s in revert}["DockerAssets"]
+    assert docker.segments[-1] == ("image found: build skipped", 5)
+    assert docker.duration_s == 90 + 20 + 5  # still slower than the Lambda file assets (45 s)
+    assert model.lead_time_s(revert) == model.lead_time_s(release) - (150 - 5)
+    assert model.lead_time(revert).bakes_and_gates_s == model.lead_time(release).bakes_and_gates_s
+
+
+def test_previous_model_on_the_same_template():
+    # 45 s per CodeBuild start whatever the compute type, stage conditions not modelled: the old 29 min.
+    previous = _steps(timing=model.PREVIOUS)
+    assert not [s for s in previous if s.kind in ("gate", "condition")]
+    assert model.lead_time_s(previous) == 10 + 285 + 215 + (255 + 75) + 900
+    assert model.lead_time_s(_steps()) - model.lead_time_s(previous) == (45 + 45 - 40) + 300
+
+
+def test_linear_deployment_bakes_every_held_step():
+    template = service_template(strategy="LINEAR", min_percent=100, max_percent=200, bake=5)
+    template["Resources"]["Service"]["Properties"]["DeploymentConfiguration"]["LinearConfiguration"] = {
+        "StepPercent": 25, "StepBakeTimeInMinutes": 3}
+    svc = model.service_of(template)
+    assert (svc.canary_percent, svc.canary_bake_min, svc.held_steps) == (25.0, 3, 3)  # 25, 50, 75 % held
+    assert model.rollout(svc).step_bake_s == 3 * 180
+    assert ("canary step bake (traffic held at 25 %)", 540) in model.ecs_segments(svc)
 
 
 def test_cdk_defaults_split_assets_and_use_change_sets():
-    pipeline = pipeline_template()["Resources"]["Pipeline"]["Properties"]
+    template = pipeline_template()
+    pipeline = template["Resources"]["Pipeline"]["Properties"]
     defaults = model.cdk_defaults_pipeline(pipeline, asset_ids={"docker": ["d"], "file": ["f1", "f2"]})
-    services = {"app-dev-stateless": model.with_cdk_default_health(model.service_of(service_template())),
-                "app-prod-stateless": model.with_cdk_default_health(model.service_of(
-                    service_template(strategy="CANARY", min_percent=100, max_percent=200, bake=10)))}
-    steps = model.pipeline_steps(defaults, services=services, assets={"docker": 1, "file": 1})
+    steps = model.pipeline_steps(defaults, services=_services(default_health=True), assets={"docker": 1, "file": 1},
+                                 template=template)
     names = [(s.stage, s.name, s.run_order, s.duration_s) for s in steps]
-    assert ("Assets", "DockerAsset1", 1, 215) in names
-    assert ("Assets", "FileAsset2", 1, 75) in names
+    assert ("Assets", "DockerAsset1", 1, 260) in names
+    assert ("Assets", "FileAsset2", 1, 120) in names  # one standard CodeBuild per asset
     assert ("Dev", "app-dev-stateless.Prepare", 1, 25) in names
     assert ("Dev", "app-dev-stateless.Deploy", 2, 45 + 1010) in names
-    assert ("Dev", "Verify-dev", 3, 75) in names
+    assert ("Dev", "Verify-dev", 3, 35) in names
+    assert ("Dev", "OnSuccess: HealthyForBakeTime", 4, 300) in names  # the same gates as ours
     assert ("Prod", "app-prod-stateless.Prepare", 2, 25) in names
-    assert model.lead_time_s(steps) == 10 + 285 + 215 + (25 + 1055 + 75) + (25 + 45 + 655 + 600)
+    assert model.lead_time_s(steps) == 10 + 330 + 260 + (25 + 1055 + 35 + 300) + (25 + 45 + 655 + 600)
 
 
 def test_monthly_cost_from_sizes():
