@@ -9,6 +9,7 @@ from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from config import EnvironmentConfig
+from stages.log_bucket import log_bucket
 from stages.nag import acknowledge
 
 # Paths whose responses depend on the database or on the request: never cached, every viewer header but Host forwarded.
@@ -30,30 +31,16 @@ class Edge(Construct):
     ) -> None:
         super().__init__(scope, id_)
         removal = RemovalPolicy.RETAIN if config.retain_data else RemovalPolicy.DESTROY
-        # CloudFront standard logging writes with an ACL grant, so this bucket (unlike the ALB's) keeps ACLs enabled.
-        self.logs = s3.Bucket(
+        self.logs = log_bucket(
             self,
             "Logs",
-            encryption=s3.BucketEncryption.S3_MANAGED,
-            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
-            object_ownership=s3.ObjectOwnership.OBJECT_WRITER,
-            enforce_ssl=True,
-            versioned=True,
-            server_access_logs_bucket=server_access_logs,
+            writer="CloudFront standard",
+            expiration=Duration.days(config.log_retention_days),
+            noncurrent_expiration=Duration.days(7),
+            removal=removal,
+            server_access_logs=server_access_logs,
             server_access_logs_prefix="cloudfront-logs/",
-            lifecycle_rules=[
-                s3.LifecycleRule(
-                    expiration=Duration.days(config.log_retention_days), noncurrent_version_expiration=Duration.days(7)
-                )
-            ],
-            removal_policy=removal,
-        )
-        acknowledge(
-            self.logs,
-            {
-                "NIST.800.53.R5-S3BucketReplicationEnabled": "CloudFront logs are not replicated cross-region: cost choice, no customer data",
-                "NIST.800.53.R5-S3DefaultEncryptionKMS": "SSE-S3: CloudFront standard logging cannot write to buckets encrypted with SSE-KMS",
-            },
+            object_writer=True,
         )
         # HTTP inside AWS's network to the VPC origin: the internal ALB has no certificate (no domain is needed).
         origin = origins.VpcOrigin.with_application_load_balancer(

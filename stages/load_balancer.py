@@ -4,11 +4,11 @@ from aws_cdk import Duration, Fn, RemovalPolicy
 from aws_cdk import aws_certificatemanager as acm
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_elasticloadbalancingv2 as elbv2
-from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_wafv2 as wafv2
 from constructs import Construct
 
 from config import EnvironmentConfig
+from stages.log_bucket import log_bucket
 from stages.nag import acknowledge
 
 TEST_LISTENER_PORT = 9000
@@ -35,47 +35,23 @@ class LoadBalancer(Construct):
     ) -> None:
         super().__init__(scope, id_)
         removal = RemovalPolicy.RETAIN if config.retain_data else RemovalPolicy.DESTROY
-        self.server_access_logs = server_access_logs = s3.Bucket(
+        self.server_access_logs = server_access_logs = log_bucket(
             self,
             "AccessLogsAudit",
-            encryption=s3.BucketEncryption.S3_MANAGED,
-            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
-            enforce_ssl=True,
-            versioned=True,
-            lifecycle_rules=[s3.LifecycleRule(expiration=Duration.days(365), noncurrent_version_expiration=Duration.days(30))],
-            removal_policy=removal,
-            auto_delete_objects=False,
+            writer="S3 server access",
+            expiration=Duration.days(365),
+            noncurrent_expiration=Duration.days(30),
+            removal=removal,
         )
-        acknowledge(
-            server_access_logs,
-            {
-                "NIST.800.53.R5-S3BucketReplicationEnabled": "Log data is not replicated cross-region: cost choice, losing it loses no customer data",
-                "NIST.800.53.R5-S3DefaultEncryptionKMS": "SSE-S3: the ALB log writer supports only S3-managed keys",
-            },
-        )
-        self.access_logs = s3.Bucket(
+        self.access_logs = log_bucket(
             self,
             "AccessLogs",
-            encryption=s3.BucketEncryption.S3_MANAGED,
-            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
-            enforce_ssl=True,
-            versioned=True,
-            server_access_logs_bucket=server_access_logs,
+            writer="ALB access",
+            expiration=Duration.days(config.log_retention_days),
+            noncurrent_expiration=Duration.days(7),
+            removal=removal,
+            server_access_logs=server_access_logs,
             server_access_logs_prefix="access-logs/",
-            lifecycle_rules=[
-                s3.LifecycleRule(
-                    expiration=Duration.days(config.log_retention_days),
-                    noncurrent_version_expiration=Duration.days(7),
-                )
-            ],
-            removal_policy=removal,
-        )
-        acknowledge(
-            self.access_logs,
-            {
-                "NIST.800.53.R5-S3BucketReplicationEnabled": "Access logs are not replicated cross-region: cost choice, no customer data",
-                "NIST.800.53.R5-S3DefaultEncryptionKMS": "SSE-S3: ALB access logging supports only S3-managed keys",
-            },
         )
         # Public only when config keeps HTTPS on the ALB; otherwise CloudFront reaches it through a VPC origin.
         self.internet_facing = bool(config.tls and config.tls.terminate == "alb")
