@@ -400,6 +400,18 @@ class EnvironmentConfig(_Frozen):
             raise ValueError(f"availability zones {wrong} are not in region {self.region}")
         return self
 
+    @model_validator(mode="after")
+    def _alb_certificate_region(self) -> EnvironmentConfig:
+        # An ALB takes certificates only from ACM in its own region (and account).
+        if self.tls and self.tls.terminate == "alb":
+            _, _, _, region, account, _ = self.tls.certificate_arn.split(":", 5)
+            if region != self.region or (account != self.account and not self.uses_placeholder_account):
+                raise ValueError(
+                    f"tls.certificate_arn is in {account}/{region}; with terminate: alb it must be an ACM certificate "
+                    f"of this environment's account and region ({self.account}/{self.region})"
+                )
+        return self
+
 
 class PipelineConfig(_Frozen):
     account: Account = PLACEHOLDER_ACCOUNT

@@ -30,6 +30,15 @@ def test_a_certificate_for_cloudfront_must_be_in_us_east_1(context):
     assert config.environment("prod").tls.terminate == "cloudfront"
 
 
+def test_a_certificate_on_a_public_alb_must_be_in_the_environments_region(context):
+    # Elastic Load Balancing User Guide, "SSL certificates": the certificate must be in ACM in the load balancer's region.
+    alb = {"domain_name": "notes.example.com", "terminate": "alb"}
+    with pytest.raises(ConfigError, match="environments.prod: .*with terminate: alb it must be an ACM certificate of this environment's account and region"):
+        load_config(with_tls(context, "prod", {**alb, "certificate_arn": US_EAST_1}), {})
+    config = load_config(with_tls(context, "prod", {**alb, "certificate_arn": EU_WEST_1}), {})
+    assert config.environment("prod").tls.terminate == "alb"
+
+
 @pytest.mark.parametrize("domain", ["Notes.Example.com", "notes", "-notes.example.com", "notes..example.com", "https://notes.example.com"])
 def test_the_domain_is_a_lower_case_host_name(context, domain):
     # ACM and CloudFront alternate domain names: DNS host names (RFC 1123 labels), no scheme; we accept lower case only.

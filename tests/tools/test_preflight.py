@@ -33,6 +33,7 @@ from tools.preflight.bootstrap import (
     check_trust,
 )
 from tools.preflight.capacity import additions, check_network_quotas, check_reserved_concurrency
+from tools.preflight.certificate import check_certificate
 from tools.preflight.database import check_database
 from tools.preflight.notifications import check_email_subscriptions
 from tools.preflight.permissions import PERMISSIONS
@@ -1517,3 +1518,46 @@ def test_expired_credentials_are_one_line_and_exit_3(tmp_path, monkeypatch, caps
         "included in the request is expired): set AWS_PROFILE to its profile "
         "(or run `aws sso login` / `aws configure`) and try again\n"
     )
+
+
+# --- TLS certificate --------------------------------------------------------------------------------------------
+
+CERT_ARN = "arn:aws:acm:us-east-1:111111111111:certificate/11111111-2222-3333-4444-555555555555"
+
+
+def env_with_tls(domain="notes.example.com"):
+    from config.model import TlsConfig
+
+    env = app_config().environments[-1]
+    return env.model_copy(update={"tls": TlsConfig(domain_name=domain, certificate_arn=CERT_ARN)})
+
+
+def certificate(status, names):
+    return {"Certificate": {"CertificateArn": CERT_ARN, "DomainName": names[0], "SubjectAlternativeNames": names, "Status": status}}
+
+
+# botocore acm model: DescribeCertificate Status is PENDING_VALIDATION | ISSUED | ...; SubjectAlternativeNames may hold
+# a wildcard, which covers exactly one label (ACM User Guide, "Wildcard names")
+@pytest.mark.parametrize(
+    ("status", "names", "domain", "outcome", "expected"),
+    [
+        ("ISSUED", ["notes.example.com"], "notes.example.com", Status.PASSED, "is ISSUED and covers it"),
+        ("ISSUED", ["*.example.com"], "notes.example.com", Status.PASSED, "is ISSUED and covers it"),
+        ("ISSUED", ["*.example.com"], "a.notes.example.com", Status.FAILED, "covers *.example.com, not a.notes.example.com"),
+        ("ISSUED", ["other.example.com"], "notes.example.com", Status.FAILED, "not notes.example.com"),
+        ("PENDING_VALIDATION", ["notes.example.com"], "notes.example.com", Status.FAILED, "finish its DNS validation"),
+    ],
+)
+def test_the_certificate_is_issued_and_covers_the_domain(status, names, domain, outcome, expected):
+    acm, stub = client("acm", region="us-east-1")
+    stub.add_response("describe_certificate", certificate(status, names), {"CertificateArn": CERT_ARN})
+    (result,) = check_certificate(acm, env=env_with_tls(domain))
+    assert result.status is outcome and expected in result.line
+    stub.assert_no_pending_responses()
+
+
+def test_a_missing_certificate_names_the_config_field():
+    acm, stub = client("acm", region="us-east-1")
+    stub.add_client_error("describe_certificate", "ResourceNotFoundException", http_status_code=400)
+    (result,) = check_certificate(acm, env=env_with_tls())
+    assert result.status is Status.FAILED and ".tls.certificate_arn" in result.line

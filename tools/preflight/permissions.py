@@ -36,6 +36,7 @@ PERMISSIONS: tuple[Permission, ...] = (
     Permission("secretsmanager:GetResourcePolicy", SECRET_OWNER, "cross-account secret admits the execution role"),
     Permission("kms:DescribeKey", SECRET_OWNER, "customer-managed, not aws/secretsmanager"),
     Permission("kms:GetKeyPolicy", SECRET_OWNER, "key admits the execution role for kms:Decrypt"),
+    Permission("acm:DescribeCertificate", TARGETS, "tls certificate ISSUED and covering the domain (us-east-1 for CloudFront)"),
     Permission("rds:DescribeDBEngineVersions", TARGETS, "PostgreSQL version offered"),
     Permission("rds:DescribeOrderableDBInstanceOptions", TARGETS, "instance class orderable, Multi-AZ"),
     Permission("ec2:DescribeVpcs", TARGETS, "VPCs in use"),

@@ -18,6 +18,7 @@ from tools.preflight.bootstrap import (
     check_identity,
     check_trust,
 )
+from tools.preflight.certificate import check_certificate
 from tools.preflight.capacity import additions, check_network_quotas, check_reserved_concurrency
 from tools.preflight.database import check_database
 from tools.preflight.notifications import check_email_subscriptions
@@ -245,6 +246,15 @@ class Preflight:
             env.region,
             lambda: check_database(self.client("rds", account=env.account, region=env.region), env=env),
         )
+        if env.tls is not None:
+            # CloudFront reads viewer certificates from us-east-1; an ALB from its own region.
+            region = "us-east-1" if env.tls.terminate == "cloudfront" else env.region
+            self._guard(
+                "TLS certificate",
+                env.account,
+                region,
+                lambda: check_certificate(self.client("acm", account=env.account, region=region), env=env),
+            )
         self._guard(
             "alarm e-mail subscriptions",
             env.account,
