@@ -299,6 +299,24 @@ def key_metadata(manager="CUSTOMER"):
 VIA_SECRETS_MANAGER = {"StringEquals": {"kms:ViaService": f"secretsmanager.{REGION}.amazonaws.com"}}
 
 
+def partner_secret_stubs(secret_policy_document, key_policy_document):
+    """Clients stubbed for the whole cross-account check of the partner secret: DescribeSecret, GetResourcePolicy,
+    DescribeKey, GetKeyPolicy, answering with the given policy documents."""
+    secrets, stub = client("secretsmanager")
+    kms, kms_stub = client("kms")
+    stub.add_response(
+        "describe_secret", described(PARTNER_SECRET_ARN, "shared/partner-token", KEY_ARN), {"SecretId": PARTNER_SECRET_ARN}
+    )
+    stub.add_response(
+        "get_resource_policy",
+        {"ARN": PARTNER_SECRET_ARN, "ResourcePolicy": secret_policy_document},
+        {"SecretId": PARTNER_SECRET_ARN},
+    )
+    kms_stub.add_response("describe_key", key_metadata(), {"KeyId": KEY_ARN})
+    kms_stub.add_response("get_key_policy", {"Policy": key_policy_document}, {"KeyId": KEY_ARN})
+    return secrets, kms, stub, kms_stub
+
+
 def partner():
     return shared_secret(PARTNER_CONFIG.shared_secrets[1], app=PARTNER_CONFIG, env=PARTNER_CONFIG.environment("dev"))
 
@@ -343,23 +361,9 @@ def test_missing_secret_fails_with_the_create_command():
     ids=["exact role", "account root", "account id"],
 )
 def test_cross_account_secret_admits_the_task_execution_role(principal):
-    secrets, stub = client("secretsmanager")
-    kms, kms_stub = client("kms")
-    stub.add_response(
-        "describe_secret",
-        described(PARTNER_SECRET_ARN, "shared/partner-token", KEY_ARN),
-        {"SecretId": PARTNER_SECRET_ARN},
-    )
-    stub.add_response(
-        "get_resource_policy",
-        {"ARN": PARTNER_SECRET_ARN, "ResourcePolicy": secret_policy(allow(principal, "secretsmanager:GetSecretValue"))},
-        {"SecretId": PARTNER_SECRET_ARN},
-    )
-    kms_stub.add_response("describe_key", key_metadata(), {"KeyId": KEY_ARN})
-    kms_stub.add_response(
-        "get_key_policy",
-        {"Policy": secret_policy(allow(principal, ["kms:Decrypt", "kms:DescribeKey"], VIA_SECRETS_MANAGER))},
-        {"KeyId": KEY_ARN},
+    secrets, kms, stub, kms_stub = partner_secret_stubs(
+        secret_policy(allow(principal, "secretsmanager:GetSecretValue")),
+        secret_policy(allow(principal, ["kms:Decrypt", "kms:DescribeKey"], VIA_SECRETS_MANAGER)),
     )
     results = check_shared_secret(secrets, kms, secret=partner())
     assert [r.status for r in results] == [Status.PASSED] * 3
@@ -371,22 +375,10 @@ def test_cross_account_secret_admits_the_task_execution_role(principal):
 
 # IAM policy language: Principal "*" narrowed by an ArnLike aws:PrincipalArn wildcard admits the matching role
 def test_cross_account_secret_admits_the_role_through_a_matching_wildcard_condition():
-    secrets, stub = client("secretsmanager")
-    kms, kms_stub = client("kms")
     wildcard = {"ArnLike": {"aws:PrincipalArn": f"arn:aws:iam::{DEV}:role/delivery-notes-*-task-execution"}}
-    stub.add_response(
-        "describe_secret",
-        described(PARTNER_SECRET_ARN, "shared/partner-token", KEY_ARN),
-        {"SecretId": PARTNER_SECRET_ARN},
-    )
-    stub.add_response(
-        "get_resource_policy",
-        {"ResourcePolicy": secret_policy(allow("*", "secretsmanager:GetSecretValue", wildcard))},
-        {"SecretId": PARTNER_SECRET_ARN},
-    )
-    kms_stub.add_response("describe_key", key_metadata(), {"KeyId": KEY_ARN})
-    kms_stub.add_response(
-        "get_key_policy", {"Policy": secret_policy(allow("*", "kms:*", wildcard))}, {"KeyId": KEY_ARN}
+    secrets, kms, stub, kms_stub = partner_secret_stubs(
+        secret_policy(allow("*", "secretsmanager:GetSecretValue", wildcard)),
+        secret_policy(allow("*", "kms:*", wildcard)),
     )
     results = check_shared_secret(secrets, kms, secret=partner())
     assert [r.status for r in results] == [Status.PASSED] * 3
@@ -394,22 +386,10 @@ def test_cross_account_secret_admits_the_role_through_a_matching_wildcard_condit
 
 # IAM policy evaluation: without a matching Allow (another account's role only) the request is implicitly denied
 def test_cross_account_secret_whose_policies_admit_someone_else_fails_with_both_fixes():
-    secrets, stub = client("secretsmanager")
-    kms, kms_stub = client("kms")
     someone_else = {"AWS": "arn:aws:iam::999999999999:role/reader"}
-    stub.add_response(
-        "describe_secret",
-        described(PARTNER_SECRET_ARN, "shared/partner-token", KEY_ARN),
-        {"SecretId": PARTNER_SECRET_ARN},
-    )
-    stub.add_response(
-        "get_resource_policy",
-        {"ResourcePolicy": secret_policy(allow(someone_else, "secretsmanager:GetSecretValue"))},
-        {"SecretId": PARTNER_SECRET_ARN},
-    )
-    kms_stub.add_response("describe_key", key_metadata(), {"KeyId": KEY_ARN})
-    kms_stub.add_response(
-        "get_key_policy", {"Policy": secret_policy(allow(someone_else, "kms:Decrypt"))}, {"KeyId": KEY_ARN}
+    secrets, kms, stub, kms_stub = partner_secret_stubs(
+        secret_policy(allow(someone_else, "secretsmanager:GetSecretValue")),
+        secret_policy(allow(someone_else, "kms:Decrypt")),
     )
     _, policy, key = check_shared_secret(secrets, kms, secret=partner())
     assert policy.status is Status.FAILED and "aws secretsmanager put-resource-policy" in policy.line
@@ -418,8 +398,6 @@ def test_cross_account_secret_whose_policies_admit_someone_else_fails_with_both_
 
 # IAM policy evaluation: an explicit Deny overrides the Allow (kms:ViaService for a different service)
 def test_explicit_deny_in_the_key_policy_wins():
-    secrets, stub = client("secretsmanager")
-    kms, kms_stub = client("kms")
     role_principal = {"AWS": TASK_EXECUTION_ROLE}
     deny = {
         "Sid": "OnlyThroughSsm",
@@ -429,19 +407,9 @@ def test_explicit_deny_in_the_key_policy_wins():
         "Resource": "*",
         "Condition": {"StringNotEquals": {"kms:ViaService": f"ssm.{REGION}.amazonaws.com"}},
     }
-    stub.add_response(
-        "describe_secret",
-        described(PARTNER_SECRET_ARN, "shared/partner-token", KEY_ARN),
-        {"SecretId": PARTNER_SECRET_ARN},
-    )
-    stub.add_response(
-        "get_resource_policy",
-        {"ResourcePolicy": secret_policy(allow(role_principal, "secretsmanager:GetSecretValue"))},
-        {"SecretId": PARTNER_SECRET_ARN},
-    )
-    kms_stub.add_response("describe_key", key_metadata(), {"KeyId": KEY_ARN})
-    kms_stub.add_response(
-        "get_key_policy", {"Policy": secret_policy(allow(role_principal, "kms:Decrypt"), deny)}, {"KeyId": KEY_ARN}
+    secrets, kms, stub, kms_stub = partner_secret_stubs(
+        secret_policy(allow(role_principal, "secretsmanager:GetSecretValue")),
+        secret_policy(allow(role_principal, "kms:Decrypt"), deny),
     )
     _, policy, key = check_shared_secret(secrets, kms, secret=partner())
     assert policy.status is Status.PASSED
