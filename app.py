@@ -12,7 +12,7 @@ from typing import Any
 import aws_cdk as cdk
 from cdk_nag import AwsSolutionsChecks, NIST80053R5Checks
 
-from config import AppConfig, ConfigError, load_config
+from config import AppConfig, ConfigError, load_config, read_context
 from pipeline.pipeline_stack import PipelineStack
 from stages.tagging import apply_standard_tags
 
@@ -26,7 +26,7 @@ def cli_version(package: str = "aws-cdk") -> str:
 
 def default_context() -> dict[str, Any]:
     # `python app.py` (and tests) do not get cdk.json's context from the CLI; read it the same way.
-    return json.loads((ROOT / "cdk.json").read_text())["context"]
+    return read_context(ROOT / "cdk.json")
 
 
 def register_compliance(app: cdk.App) -> None:

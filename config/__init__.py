@@ -1,4 +1,4 @@
-from config.loader import ConfigError, load_config
+from config.loader import ConfigError, load_config, read_context
 from config.model import (
     PLACEHOLDER_ACCOUNT,
     AlarmConfig,
@@ -21,4 +21,5 @@ __all__ = [
     "NetworkConfig",
     "ServiceConfig",
     "load_config",
+    "read_context",
 ]

@@ -8,6 +8,7 @@ import json
 import types
 import typing
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
@@ -24,6 +25,11 @@ ENV_OVERRIDES = {
     "DELIVERY_PIPELINE_ACCOUNT": "pipeline.account",
 }
 ENV_ACCOUNT_PREFIX = "DELIVERY_ACCOUNT_"
+
+
+def read_context(cdk_json: Path) -> dict[str, Any]:
+    """cdk.json's context, as the CDK CLI passes it to the app; tools read it here without starting the CDK."""
+    return json.loads(cdk_json.read_text())["context"]
 
 
 class ConfigError(Exception):

@@ -115,7 +115,7 @@ def _before_after(report: Report) -> list[str]:
             f"| CodeBuild start (standard compute) | {model.PREVIOUS_CODEBUILD_PROVISION_S} s | "
             f"{model.CODEBUILD_PROVISION_S} s (Lambda compute {model.CODEBUILD_LAMBDA_PROVISION_S} s) |",
             f"| CodeBuild starts on the critical path | {starts} | {starts} |",
-            f"| promotion gate watch (OnSuccess) | not modelled | from BAKE_SECONDS |",
+            "| promotion gate watch (OnSuccess) | not modelled | from BAKE_SECONDS |",
             f"| work | {fmt(previous_total - p_bakes)} (not reported apart) | **{fmt(lead.work_s)}** |",
             f"| bakes and gates | {fmt(p_bakes)} (not reported apart) | **{fmt(lead.bakes_and_gates_s)}** |",
             f"| **headline commit → prod** | **{fmt(previous_total)}** (one number, bakes inside) | "

@@ -20,7 +20,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
-from config import AppConfig, ConfigError, load_config
+from config import AppConfig, ConfigError, load_config, read_context
 from stages.naming import execution_policy_name
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -141,18 +141,13 @@ def commands(config: AppConfig, *, kind: AccountKind, account: str, policy_file:
     return lines
 
 
-def _context() -> dict[str, Any]:
-    # The same context app.py gives the CDK app (cdk.json), without starting the CDK.
-    return json.loads((ROOT / "cdk.json").read_text())["context"]
-
-
 def main(argv: Sequence[str] | None = None, *, environ: Mapping[str, str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tools.bootstrap_policy", description=__doc__.split("\n\n")[0])
     parser.add_argument("--account-kind", choices=("environment", "pipeline"), required=True)
     parser.add_argument("--account", help="12-digit account id (default: the configured one)")
     parser.add_argument("--out", type=Path, help="write the policy here and print only the commands")
     args = parser.parse_args(argv)
-    context = _context()
+    context = read_context(ROOT / "cdk.json")
     try:
         config = load_config(context, os.environ if environ is None else environ)
         account = args.account or default_account(config, args.account_kind)

@@ -384,12 +384,12 @@ def main(
     parser.add_argument("--repository", type=Path, default=ROOT, help="git repository whose history the pipeline built")
     args = parser.parse_args(argv)
 
-    from config import ConfigError, load_config
-    from tools.preflight.__main__ import default_context, sessions_for
+    from config import ConfigError, load_config, read_context
+    from tools.preflight.__main__ import sessions_for
     from tools.preflight.results import CREDENTIAL_ERRORS, CredentialsUnusable
 
     try:
-        config = load_config(default_context(ROOT / "cdk.json"), os.environ if environ is None else environ)
+        config = load_config(read_context(ROOT / "cdk.json"), os.environ if environ is None else environ)
     except ConfigError as error:
         print(f"dora: {error}", file=sys.stderr)
         return EXIT_CONFIG

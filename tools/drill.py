@@ -256,13 +256,12 @@ def main(
 
     from botocore.exceptions import ClientError
 
-    from config import ConfigError, load_config
+    from config import ConfigError, load_config, read_context
     from stages.naming import DEPLOYMENT_ALARMS, alarm_name
-    from tools.preflight.__main__ import default_context
     from tools.preflight.results import CREDENTIAL_ERRORS, CredentialsUnusable
 
     try:
-        config = load_config(default_context(ROOT / "cdk.json"), os.environ if environ is None else environ)
+        config = load_config(read_context(ROOT / "cdk.json"), os.environ if environ is None else environ)
     except ConfigError as error:
         print(f"drill: {error}", file=sys.stderr)
         return EXIT_CONFIG

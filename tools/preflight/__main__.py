@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
 
-from config import AppConfig, ConfigError, load_config
+from config import AppConfig, ConfigError, load_config, read_context
 from tools.preflight.accounts import Sessions
 from tools.preflight.assembly import AssemblyError, read_assembly
 from tools.preflight.permissions import permissions_markdown
@@ -37,11 +35,6 @@ check that by hand), or "– what" (nothing to check yet). Exit codes: 0 every c
 1 a check failed, 2 invalid configuration (placeholder accounts included), 3 no usable credentials."""
 
 
-def default_context(cdk_json: Path) -> dict[str, Any]:
-    # What app.default_context() reads, without importing the CDK app (and starting jsii) for a read-only check.
-    return json.loads(cdk_json.read_text())["context"]
-
-
 def sessions_for(config: AppConfig) -> Sessions:
     lookup_regions: dict[str, str] = {}
     for env in config.environments:
@@ -66,7 +59,7 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         print(permissions_markdown())
         return 0
     try:
-        context = default_context(args.cdk_json)
+        context = read_context(args.cdk_json)
     except (OSError, ValueError, KeyError) as error:
         print(f"ConfigError: cannot read the configuration in {args.cdk_json}: {error!r}", file=sys.stderr)
         return EXIT_CONFIG
