@@ -156,7 +156,7 @@ class PipelineStack(Stack):
             )
         apply_gates(self.pipeline.pipeline, app_config=app_config, deploy_stages=deploy_stages, gates=self.gates)
         self._pin_security_check(cli_version)
-        self._acknowledge_generated()
+        self._acknowledge_generated(cross_account=cross_account)
         self.notifications = sns.Topic(
             self, "Notifications", display_name="Pipeline: failures and approvals", master_key=self.key,
             enforce_ssl=True,
@@ -208,8 +208,16 @@ class PipelineStack(Stack):
             spec = self.resolve(node.source)["buildSpec"]
             node.add_property_override("Source.BuildSpec", _rewrite_fragments(spec, cli_version))
 
-    def _acknowledge_generated(self) -> None:
+    def _acknowledge_generated(self, *, cross_account: bool) -> None:
         """Findings on what CDK Pipelines generates; our own resources carry their acknowledgments themselves."""
+        if not cross_account:
+            # With cross-account keys CDK Pipelines gives every project the artifact key, and the finding is gone.
+            acknowledge(
+                self.pipeline,
+                {
+                    "AwsSolutions-CB4": "Build artifacts are encrypted by the artifact bucket's key; CodeBuild's own project encryption key is the AWS-managed S3 key for its transient cache",
+                },
+            )
         acknowledge_wildcards(
             self.pipeline,
             [
@@ -233,7 +241,6 @@ class PipelineStack(Stack):
         acknowledge(
             self.pipeline,
             {
-                "AwsSolutions-CB4": "Build artifacts are encrypted by the artifact bucket's key; CodeBuild's own project encryption key is the AWS-managed S3 key for its transient cache",
                 "AwsSolutions-S1": "The artifact bucket holds transient build artifacts readable only by this pipeline's roles (CDK Pipelines' bucket policy); object access is audited with CloudTrail data events at account level, which server access logs would only duplicate",
                 "NIST.800.53.R5-S3BucketLoggingEnabled": "Same as AwsSolutions-S1: transient pipeline artifacts",
                 "NIST.800.53.R5-S3BucketReplicationEnabled": "Transient build artifacts are reproducible from git; replication would add cost and no recovery value",

@@ -745,8 +745,13 @@ def test_service_linked_roles_cloudformation_creates_are_allowed(
     # Source: iam:CreateServiceLinkedRole in handler permissions (cfn-lint provider schemas).
     needs = [n for n in all_needs(environment_stacks) if n.action.lower() == "iam:createservicelinkedrole"]
     assert needs, "no handler of the environment templates creates a service-linked role"
-    policy = render("environment", environment_stacks[0].account)
-    refused = [str(n) for n in needs if decision(policy, n.action, n.resource) != "allowed"]
+    # each stack's account gets the policy rendered for it (environments may live in different accounts)
+    account_of = {s.name: s.account for s in environment_stacks}
+    refused = [
+        str(n)
+        for n in needs
+        if decision(render("environment", account_of[n.stack]), n.action, n.resource) != "allowed"
+    ]
     assert not refused, "\n".join(refused)
 
 

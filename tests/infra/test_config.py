@@ -21,11 +21,22 @@ def with_override(context: dict[str, Any], key: str, value: Any) -> dict[str, An
     return {**copy.deepcopy(context), f"delivery.{key}": value}
 
 
+def without_accounts(context: dict[str, Any]) -> dict[str, Any]:
+    """The committed configuration with every account left out: a fork commits real ones, and its pipeline runs
+    these tests too (make check)."""
+    bare = copy.deepcopy(context)
+    bare["delivery"]["pipeline"].pop("account", None)
+    for env in bare["delivery"]["environments"]:
+        env.pop("account", None)
+    return bare
+
+
 def test_defaults_load_in_config_order(context):
     config = load_config(context, {})
     assert [e.name for e in config.environments] == ["dev", "staging", "prod"]
     assert [e.requires_approval for e in config.environments] == [False, True, True]
-    assert config.uses_placeholder_accounts
+    # accounts left out of config fall back to the placeholder, which synth accepts and deploying refuses
+    assert load_config(without_accounts(context), {}).uses_placeholder_accounts
 
 
 @pytest.mark.parametrize(
@@ -109,7 +120,7 @@ def test_the_instance_classes_come_from_rds_data_for_postgresql_18():
 
 
 def test_context_and_environment_overrides(context):
-    ctx = with_override(context, "environments.staging.service.max_tasks", "9")
+    ctx = with_override(without_accounts(context), "environments.staging.service.max_tasks", "9")
     config = load_config(
         ctx,
         {"DELIVERY_ACCOUNT_PROD": "111111111111", "DELIVERY_PIPELINE_ACCOUNT": "222222222222", "DELIVERY_REPOSITORY": "acme/shop"},
@@ -121,7 +132,7 @@ def test_context_and_environment_overrides(context):
 
 
 def test_deploy_refuses_placeholder_accounts_naming_each_field(context):
-    committed = copy.deepcopy(context)
+    committed = without_accounts(context)
     committed["delivery"]["environments"][2]["account"] = "111111111111"
     with pytest.raises(ConfigError) as error:
         load_config(committed, {}, require_real_accounts=True)
@@ -158,8 +169,9 @@ def run_app(env: dict[str, str], context: dict[str, Any] | None = None) -> subpr
     )
 
 
-def test_app_rejects_a_deploy_with_placeholders_before_synthesizing(tmp_path):
-    result = run_app({"DELIVERY_REQUIRE_REAL_ACCOUNTS": "1", "CDK_OUTDIR": str(tmp_path)})
+def test_app_rejects_a_deploy_with_placeholders_before_synthesizing(tmp_path, context):
+    bare = {"delivery": without_accounts(context)["delivery"]}
+    result = run_app({"DELIVERY_REQUIRE_REAL_ACCOUNTS": "1", "CDK_OUTDIR": str(tmp_path)}, bare)
     assert result.returncode == 2
     assert "ConfigError: refusing to deploy with placeholder account ids: set pipeline.account" in result.stderr
     assert "Traceback" not in result.stderr

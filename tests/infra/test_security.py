@@ -11,7 +11,13 @@ from stages.service_stage import ServiceStage
 from tests.infra.conftest import resources_of
 
 pytestmark = pytest.mark.xdist_group("infra")
-CERTIFICATE = "arn:aws:acm:eu-west-1:111111111111:certificate/11111111-2222-3333-4444-555555555555"
+CERTIFICATE_ID = "certificate/11111111-2222-3333-4444-555555555555"
+
+
+def alb_certificate(config, env: str) -> str:
+    # An ALB's certificate is in ACM of the environment's own account and region.
+    environment = config.environment(env)
+    return f"arn:aws:acm:{environment.region}:{environment.account}:{CERTIFICATE_ID}"
 
 
 @pytest.mark.parametrize("env", ["dev", "staging", "prod"])
@@ -47,8 +53,9 @@ def test_task_roles_read_exactly_their_secrets_and_keys(template_of, env):
     assert "kms:ViaService" in json.dumps(decrypt["Condition"])
 
 
-def test_a_public_alb_chosen_in_config_gives_https_with_a_modern_policy_and_a_redirect(context):
+def test_a_public_alb_chosen_in_config_gives_https_with_a_modern_policy_and_a_redirect(context, config):
     # ELBv2 Listener schema: HTTPS with an ACM certificate and a TLS 1.3 policy; port 80 only redirects.
+    CERTIFICATE = alb_certificate(config, "staging")
     overrides = {
         **context,
         "delivery.environments.staging.tls": json.dumps({"domain_name": "staging.example.com", "certificate_arn": CERTIFICATE, "terminate": "alb"}),

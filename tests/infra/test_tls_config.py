@@ -30,12 +30,14 @@ def test_a_certificate_for_cloudfront_must_be_in_us_east_1(context):
     assert config.environment("prod").tls.terminate == "cloudfront"
 
 
-def test_a_certificate_on_a_public_alb_must_be_in_the_environments_region(context):
+def test_a_certificate_on_a_public_alb_must_be_in_the_environments_region(context, config):
     # Elastic Load Balancing User Guide, "SSL certificates": the certificate must be in ACM in the load balancer's region.
     alb = {"domain_name": "notes.example.com", "terminate": "alb"}
+    prod = config.environment("prod")
+    own = f"arn:aws:acm:{prod.region}:{prod.account}:certificate/11111111-2222-3333-4444-555555555555"
     with pytest.raises(ConfigError, match="environments.prod: .*with terminate: alb it must be an ACM certificate of this environment's account and region"):
-        load_config(with_tls(context, "prod", {**alb, "certificate_arn": US_EAST_1}), {})
-    config = load_config(with_tls(context, "prod", {**alb, "certificate_arn": EU_WEST_1}), {})
+        load_config(with_tls(context, "prod", {**alb, "certificate_arn": own.replace(prod.region, "us-east-1")}), {})
+    config = load_config(with_tls(context, "prod", {**alb, "certificate_arn": own}), {})
     assert config.environment("prod").tls.terminate == "alb"
 
 
