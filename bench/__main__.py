@@ -1,4 +1,4 @@
-"""`python -m bench [--quick] [--only synth,tests,service,faults,container]`: runs the benchmarks, writes
+"""`python -m bench [--quick] [--only synth,tests,service,faults,container,pipeline_tools]`: runs the benchmarks, writes
 bench/results/."""
 
 from __future__ import annotations
@@ -17,9 +17,9 @@ from bench import machine, report
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
-ALL = ("synth", "tests", "service", "faults", "container")
+ALL = ("synth", "tests", "service", "faults", "container", "pipeline_tools")
 # (full, --quick) repetitions
-REPETITIONS = {"synth": (5, 2), "tests": (3, 1), "service": (3, 1), "faults": (3, 1), "container": (5, 2)}
+REPETITIONS = {"synth": (5, 2), "tests": (3, 1), "service": (3, 1), "faults": (3, 1), "container": (5, 2), "pipeline_tools": (3, 1)}
 SUITE_REPETITIONS = (2, 1)
 WRK_SECONDS = (10, 5)
 OUTAGE_SECONDS = (12.0, 8.0)
@@ -43,6 +43,10 @@ def _run(name: str, quick: bool) -> dict[str, Any]:
         from bench import faults
 
         return faults.run(repetitions=reps, outage_seconds=OUTAGE_SECONDS[quick])
+    if name == "pipeline_tools":
+        from bench import pipeline_tools
+
+        return pipeline_tools.run(repetitions=reps)
     from bench import container
 
     return container.run(repetitions=reps)

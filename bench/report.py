@@ -87,6 +87,17 @@ def table(results: dict[str, Any]) -> str:
              f"base {box['base_size_mib']} MiB, added {box['added_mib']} MiB", ""),
             ("container: cold start to `/healthz` 200", spread(box["cold_start_seconds"], " s"), "", ""),
         ]
+        if "build_no_cache_seconds" in box:
+            rows.append(("container: `docker build` without layer cache (as the pipeline's asset action)",
+                         f"{box['build_no_cache_seconds']} s", "base image already local; report/model.py uses it",
+                         ""))
+    tools = results.get("pipeline_tools")
+    if tools:
+        for package in ("aws-cdk", "cdk-assets"):
+            entry = tools[package]
+            rows.append((f"pipeline tools: `npm install {package}@{entry['version']}` (empty cache and prefix)",
+                         spread(entry["install_seconds"], " s"), f"then `--version`: "
+                         f"{spread(entry['start_seconds'], ' s')}", ""))
     lines = ["| measurement | median (min–max, n) | beside | aim |", "|---|---|---|---|"]
     lines += [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in rows]
     return "\n".join(lines)

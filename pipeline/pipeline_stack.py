@@ -3,9 +3,9 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
-from aws_cdk import Duration, RemovalPolicy, Stack
+from aws_cdk import RemovalPolicy, Stack
 from aws_cdk import aws_codebuild as codebuild
 from aws_cdk import aws_codepipeline as codepipeline
 from aws_cdk import aws_iam as iam
@@ -18,6 +18,16 @@ from constructs import Construct
 
 from config import AppConfig, EnvironmentConfig
 from pipeline.buildspec import read_buildspec
+from pipeline.compute import (
+    CDK_CLI,
+    LAMBDA_NODE_IMAGE,
+    STANDARD_IMAGE,
+    STANDARD_TIMEOUT,
+    cdk_cli_install,
+    lambda_options,
+    runtime_buildspec,
+    standard_options,
+)
 from pipeline.gates import AlarmGate, apply_gates
 from pipeline.verification import verification_step
 from stages.retention import retention
@@ -25,21 +35,25 @@ from stages.nag import acknowledge, acknowledge_wildcards
 from stages.service_stage import ServiceStage
 
 REPOSITORY_ROOT = Path(__file__).resolve().parent.parent
-# Supported LTS lines on CodeBuild's standard:7.0 image ("Available runtimes"); the Build step runs the same Python as
-# the lock file was resolved with.
-RUNTIME_VERSIONS = (("nodejs", "22"), ("python", "3.11"))
 
 
-def _rewrite_fragments(spec: Any, cli_version: str) -> Any:
-    """The buildspec JSON (a string, or a Fn::Join of strings and tokens) with aws-cdk pinned and runtimes chosen."""
+def _rewrite_fragments(spec: Any, rewrite: Callable[[str], str]) -> Any:
+    """A buildspec (a JSON string, or a Fn::Join of strings and tokens) with `rewrite` applied to its strings."""
     if isinstance(spec, dict) and "Fn::Join" in spec:
         separator, parts = spec["Fn::Join"]
-        return {"Fn::Join": [separator, [_rewrite_fragments(part, cli_version) for part in parts]]}
-    if not isinstance(spec, str):
-        return spec
-    runtimes = json.dumps({"runtime-versions": dict(RUNTIME_VERSIONS)})
-    pinned = spec.replace('"npm install -g aws-cdk"', f'"npm install -g aws-cdk@{cli_version}"')
-    return re.sub(r'"phases":(\s*)\{', lambda m: f'"phases":{m.group(1)}{{"install": {runtimes},', pinned, count=1)
+        return {"Fn::Join": [separator, [_rewrite_fragments(part, rewrite) for part in parts]]}
+    return rewrite(spec) if isinstance(spec, str) else spec
+
+
+def _pinned_cli_in_tmp(cli_version: str) -> Callable[[str], str]:
+    """CDK's generated commands install the CLI globally (`npm install -g aws-cdk[@v]`) and call `cdk`; on Lambda
+    compute only /tmp is writable, so install the pinned CLI there and call it by path."""
+
+    def rewrite(spec: str) -> str:
+        spec = re.sub(r'"npm install -g aws-cdk(@[0-9.]+)?"', json.dumps(cdk_cli_install(cli_version)), spec)
+        return spec.replace('"cdk -a . deploy ', f'"{CDK_CLI} -a . deploy ').replace("if cdk diff ", f"if {CDK_CLI} diff ")
+
+    return rewrite
 
 
 class PipelineStack(Stack):
@@ -99,6 +113,8 @@ class PipelineStack(Stack):
             commands=buildspec.build,
             env={**buildspec.env, "COMMIT_ID": commit},
             primary_output_directory="cdk.out",
+            partial_build_spec=runtime_buildspec(),
+            timeout=STANDARD_TIMEOUT,
         )
         cross_account = any(e.account != app_config.pipeline.account for e in app_config.environments)
         self.pipeline = pipelines.CodePipeline(
@@ -115,18 +131,18 @@ class PipelineStack(Stack):
             # One publishing action per asset type and one deploy action per stack: fewer sequential CodeBuild starts.
             publish_assets_in_parallel=False,
             use_change_sets=False,
+            # Standard compute unless a step says otherwise; runtimes and timeouts are set per step (pipeline/compute.py),
+            # because Lambda compute rejects both.
             code_build_defaults=pipelines.CodeBuildOptions(
                 build_environment=codebuild.BuildEnvironment(
-                    build_image=codebuild.LinuxBuildImage.STANDARD_7_0,
-                    compute_type=codebuild.ComputeType.MEDIUM,
+                    build_image=STANDARD_IMAGE, compute_type=codebuild.ComputeType.MEDIUM
                 ),
                 logging=codebuild.LoggingOptions(cloud_watch=codebuild.CloudWatchLoggingOptions(log_group=build_logs)),
-                # Every project picks its runtimes: the image's default Node is end of life.
-                partial_build_spec=codebuild.BuildSpec.from_object(
-                    {"phases": {"install": {"runtime-versions": dict(RUNTIME_VERSIONS)}}}
-                ),
-                timeout=Duration.minutes(60),
             ),
+            # Docker needs standard compute (privileged); self-mutation is a `cdk deploy` that usually finds nothing
+            # to change, so it starts in seconds on Lambda compute.
+            asset_publishing_code_build_defaults=standard_options(),
+            self_mutation_code_build_defaults=lambda_options(LAMBDA_NODE_IMAGE),
         )
         self.stages: list[ServiceStage] = []
         last = app_config.environments[-1].name
@@ -155,7 +171,7 @@ class PipelineStack(Stack):
                 self, "PromotionGate", app_config=app_config, env=gated, key=self.key
             )
         apply_gates(self.pipeline.pipeline, app_config=app_config, deploy_stages=deploy_stages, gates=self.gates)
-        self._pin_security_check(cli_version)
+        self._cli_under_tmp(cli_version)
         self._acknowledge_generated(cross_account=cross_account)
         self.notifications = sns.Topic(
             self, "Notifications", display_name="Pipeline: failures and approvals", master_key=self.key,
@@ -200,13 +216,26 @@ class PipelineStack(Stack):
             pre.append(check)
         return pre
 
-    def _pin_security_check(self, cli_version: str) -> None:
-        """CDK's permissions-broadening check installs the latest aws-cdk on the image's default Node; pin both."""
-        for node in self.pipeline.node.find_all():
-            if not (isinstance(node, codebuild.CfnProject) and "CDKSecurityCheck" in node.node.path):
-                continue
-            spec = self.resolve(node.source)["buildSpec"]
-            node.add_property_override("Source.BuildSpec", _rewrite_fragments(spec, cli_version))
+    def _cli_under_tmp(self, cli_version: str) -> None:
+        """Self-mutation and the permissions-broadening check run on Lambda compute with the pinned CLI under /tmp.
+
+        CDK Pipelines builds the broadening check's project itself (standard compute, latest aws-cdk on the image's
+        default Node), so its environment is overridden here; self-mutation takes its environment from
+        `self_mutation_code_build_defaults`."""
+        projects = [n for n in self.pipeline.node.find_all() if isinstance(n, codebuild.CfnProject)]
+        (mutation,) = [p for p in projects if "SelfMutation" in p.node.path]
+        (check,) = [p for p in projects if "CDKSecurityCheck" in p.node.path]
+        # The same Lambda environment as self-mutation (Node 22 image, no runtime-versions, no timeout).
+        lambda_env = self.resolve(mutation.environment)
+        for key in ("type", "computeType", "image", "privilegedMode"):
+            check.add_property_override(f"Environment.{key[0].upper()}{key[1:]}", lambda_env[key])
+        if "imagePullCredentialsType" not in lambda_env:
+            check.add_property_deletion_override("Environment.ImagePullCredentialsType")
+        for project in (mutation, check):
+            spec = self.resolve(project.source)["buildSpec"]
+            project.add_property_override(
+                "Source.BuildSpec", _rewrite_fragments(spec, _pinned_cli_in_tmp(cli_version))
+            )
 
     def _acknowledge_generated(self, *, cross_account: bool) -> None:
         """Findings on what CDK Pipelines generates; our own resources carry their acknowledgments themselves."""

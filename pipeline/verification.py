@@ -1,32 +1,38 @@
 from __future__ import annotations
 
-import math
-
-from aws_cdk import Duration
 from aws_cdk import aws_iam as iam
 from aws_cdk import pipelines
 
 from config import EnvironmentConfig
-from stages.alarm_timing import minimum_step_bake
+from pipeline.compute import LAMBDA_PYTHON_IMAGE, TOOLS_PREFIX, lambda_environment
 from stages.service_stage import ServiceStage
 
 # Same boto3 as the service image's lock; the step installs only this.
 BOTO3 = "boto3==1.44.8"
 
 
-# Beyond the ECS rollout itself: task start, health checks, the lifecycle hook and the API's eventual consistency.
-ROLLOUT_MARGIN_SECONDS = 900
-# The scan gate's own wait (image_scan_gate.py default) and the smoke test.
-SCAN_SECONDS = 600
-SMOKE_SECONDS = 300
+# Verify runs on Lambda compute (pipeline/compute.py): it starts in seconds, but CodeBuild stops a Lambda build after
+# 15 minutes, so its waits are bounded to fit. They can be short because CloudFormation completes the stack update
+# only once the ECS deployment finished, traffic steps and bake included (CloudFormation even rejects canary
+# configurations whose BakeTimeInMinutes + CanaryBakeTimeInMinutes exceed 33 hours for that reason:
+# https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/aws-properties-ecs-service-canaryconfiguration.html).
+# Verify confirms an outcome; it waits only for the ECS API to show it, or for a deployment someone else started.
+# A wait that runs out fails the step (and rolls the stage back): never a green.
+ROLLOUT_CONFIRM_SECONDS = 300
+ROLLOUT_POLL_SECONDS = 5
+# The registry's scan of the image pushed minutes before (first environment only).
+SCAN_SECONDS = 360
+SCAN_POLL_SECONDS = 10
+# The smoke test's own bounds: a readiness wait (30 s) and a 5 s limit per request (smoke/smoke_test.py).
+SMOKE_SECONDS = 120
+# pip installing boto3 into /tmp.
+INSTALL_SECONDS = 60
+TOOLS = f"{TOOLS_PREFIX}/python"
 
 
-def rollout_timeout_seconds(env: EnvironmentConfig) -> int:
-    """How long Verify waits for the rollout: every traffic-shift step's bake, the final bake, and a margin."""
-    deployment = env.deployment
-    steps = {"CANARY": 1, "LINEAR": math.ceil(100 / deployment.linear_step_percent) - 1}.get(deployment.strategy, 0)
-    step_bake = max(deployment.step_bake_minutes, int(minimum_step_bake(env).to_minutes()))
-    return ROLLOUT_MARGIN_SECONDS + 60 * (steps * step_bake + deployment.bake_minutes)
+def verify_budget_seconds(*, scan_image: bool) -> int:
+    """The longest a Verify build can run; it must end before CodeBuild's limit for Lambda compute."""
+    return INSTALL_SECONDS + (SCAN_SECONDS if scan_image else 0) + ROLLOUT_CONFIRM_SECONDS + SMOKE_SECONDS
 
 
 def verification_step(*, env: EnvironmentConfig, stage: ServiceStage, scan_image: bool) -> pipelines.CodeBuildStep:
@@ -53,13 +59,18 @@ def verification_step(*, env: EnvironmentConfig, stage: ServiceStage, scan_image
         env={
             "EXPECTED_ENVIRONMENT": env.name,
             "STACK_NAME": stateless.stack_name,
-            "VERIFY_TIMEOUT_SECONDS": str(rollout_timeout_seconds(env)),
+            "VERIFY_TIMEOUT_SECONDS": str(ROLLOUT_CONFIRM_SECONDS),
+            "VERIFY_POLL_SECONDS": str(ROLLOUT_POLL_SECONDS),
+            "IMAGE_SCAN_TIMEOUT_SECONDS": str(SCAN_SECONDS),
+            "IMAGE_SCAN_POLL_SECONDS": str(SCAN_POLL_SECONDS),
+            "PYTHONPATH": TOOLS,
             "AWS_REGION": env.region,
             "VERIFIER_ROLE_ARN": role_arn,
             "IMAGE_REPOSITORY": stateless.image_repository_name,
             "IMAGE_TAG": stateless.image_tag,
         },
-        install_commands=[f"pip install --quiet {BOTO3}"],
+        # Lambda compute writes only under /tmp.
+        install_commands=[f"python3 -m pip install --quiet --no-cache-dir --target {TOOLS} {BOTO3}"],
         commands=[
             *scan,
             'python3 pipeline/scripts/verify_rollout.py --cluster "$CLUSTER_NAME" --service "$SERVICE_NAME" '
@@ -67,5 +78,6 @@ def verification_step(*, env: EnvironmentConfig, stage: ServiceStage, scan_image
             'python3 smoke/smoke_test.py --base-url "$SERVICE_URL" --expect-environment "$EXPECTED_ENVIRONMENT"',
         ],
         role_policy_statements=[iam.PolicyStatement(actions=["sts:AssumeRole"], resources=[role_arn])],
-        timeout=Duration.seconds(SCAN_SECONDS + rollout_timeout_seconds(env) + SMOKE_SECONDS),
+        # No project timeout: Lambda compute rejects one; CodeBuild's 15-minute limit applies (verify_budget_seconds).
+        build_environment=lambda_environment(LAMBDA_PYTHON_IMAGE),
     )

@@ -23,7 +23,7 @@ class BuiltImage:
     cold: bool  # the dependency layer was built, not taken from the cache
 
 
-def build_local_image(client: docker.DockerClient, *, tag: str, timeout: float) -> BuiltImage:
+def build_local_image(client: docker.DockerClient, *, tag: str, timeout: float, nocache: bool = False) -> BuiltImage:
     started = time.monotonic()
     # The SDK always uses the classic builder, and pull=False: nothing is ever fetched from a registry.
     stream = client.api.build(
@@ -34,6 +34,7 @@ def build_local_image(client: docker.DockerClient, *, tag: str, timeout: float) 
         pull=False,
         rm=True,
         forcerm=True,
+        nocache=nocache,
         decode=True,
         timeout=timeout,
     )

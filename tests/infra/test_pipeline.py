@@ -8,6 +8,8 @@ import pytest
 import yaml
 
 from pipeline.buildspec import read_buildspec
+from pipeline.compute import LAMBDA_BUILD_LIMIT_SECONDS, TOOLS_PREFIX
+from pipeline.verification import verify_budget_seconds
 from tests.infra.conftest import resources_of
 
 pytestmark = pytest.mark.xdist_group("infra")
@@ -55,8 +57,12 @@ def test_self_mutation_uses_the_pinned_cli(pipeline, pipeline_template):
     cli = json.loads((ROOT / "package.json").read_text())["devDependencies"]["aws-cdk"]
     projects = resources_of(pipeline_template, "AWS::CodeBuild::Project")
     specs = [p["Properties"]["Source"]["BuildSpec"] for p in projects.values()]
-    mutation_spec = next(s for s in specs if "cdk -a . deploy" in s)
-    assert f"npm install -g aws-cdk@{cli}" in mutation_spec
+    mutation_spec = json.loads(next(s for s in specs if isinstance(s, str) and "-a . deploy" in s))
+    (install,) = mutation_spec["phases"]["install"]["commands"]
+    (deploy,) = mutation_spec["phases"]["build"]["commands"]
+    assert install == f"npm install --no-audit --no-fund --prefix {TOOLS_PREFIX} aws-cdk@{cli}"
+    # The CLI it just installed, not whatever `cdk` the image might have on its PATH.
+    assert deploy.startswith(f"{TOOLS_PREFIX}/node_modules/.bin/cdk -a . deploy ")
 
 
 def test_build_runs_the_buildspec_make_targets(pipeline_template):
@@ -172,21 +178,94 @@ def _buildspecs(pipeline_template, assembly_dir):
         yield name, project["Properties"]["Environment"], yaml.safe_load(spec)
 
 
-def test_every_codebuild_action_picks_a_supported_node_and_pins_what_it_installs(pipeline_template, assembly_dir):
-    # CodeBuild uses the image's default runtime unless runtime-versions names one ("Available runtimes"); Node 22
-    # and 24 are the supported LTS lines.
+LAMBDA_IMAGE = re.compile(r"^aws/codebuild/amazonlinux-x86_64-lambda-standard:(nodejs(22|24)|python3\.1[2-9])$")
+# Options whose next token is a value, not a package.
+VALUED_OPTIONS = {"--prefix", "--target"}
+
+
+def _installed_packages(command: str) -> list[str] | None:
+    """The packages of an `npm install` / `pip install` command, or None if it installs nothing."""
+    words = command.split()
+    for tool, skip in (("npm", 2), ("pip", 2)):
+        if tool == "pip" and words[:3] == ["python3", "-m", "pip"]:
+            words = words[2:]
+        if words[:2] == [tool, "install"]:
+            packages, rest = [], words[skip:]
+            while rest:
+                word, rest = rest[0], rest[1:]
+                if word in VALUED_OPTIONS:
+                    rest = rest[1:]
+                elif not word.startswith("-"):
+                    packages.append(word)
+            return packages
+    return None
+
+
+def test_every_codebuild_action_picks_a_supported_runtime_and_pins_what_it_installs(pipeline_template, assembly_dir):
+    # Standard compute uses the image's default runtime unless runtime-versions names one ("Available runtimes");
+    # Lambda compute rejects runtime-versions and takes its one runtime from the image name. Node 22 and 24 are the
+    # supported LTS lines.
     exact = re.compile(r"@\d+\.\d+\.\d+$")
     seen = 0
     for name, environment, spec in _buildspecs(pipeline_template, assembly_dir):
-        assert environment["Image"].startswith("aws/codebuild/standard:"), name
-        runtimes = spec["phases"]["install"]["runtime-versions"]
-        assert str(runtimes["nodejs"]) in {"22", "24"}, name
+        if environment["Type"] == "LINUX_LAMBDA_CONTAINER":
+            assert LAMBDA_IMAGE.match(environment["Image"]), name
+            assert "runtime-versions" not in json.dumps(spec), name
+        else:
+            assert environment["Image"].startswith("aws/codebuild/standard:"), name
+            runtimes = spec["phases"]["install"]["runtime-versions"]
+            assert str(runtimes["nodejs"]) in {"22", "24"}, name
         commands = [c for phase in spec["phases"].values() for c in phase.get("commands", [])]
         for command in commands:
-            if command.startswith("npm install -g"):
-                assert all(exact.search(p) for p in command.split()[3:]), f"{name}: {command}"
-            if command.startswith("pip install"):
-                packages = [p for p in command.split()[2:] if not p.startswith("-")]
-                assert packages and all("==" in p for p in packages), f"{name}: {command}"
+            packages = _installed_packages(command)
+            if packages is None:
+                continue
+            assert packages, f"{name}: {command}"
+            if command.startswith("npm"):
+                assert all(exact.search(p) for p in packages), f"{name}: {command}"
+            else:
+                assert all("==" in p for p in packages), f"{name}: {command}"
         seen += 1
     assert seen >= 8
+
+
+def test_lambda_compute_projects_respect_its_limits(pipeline_template, assembly_dir):
+    # Lambda compute: no Docker/privileged mode, no project timeout or cache (synthesis or the API rejects them),
+    # files written only under /tmp, and CodeBuild stops the build after 15 minutes.
+    on_lambda = {}
+    for name, environment, spec in _buildspecs(pipeline_template, assembly_dir):
+        if environment["Type"] != "LINUX_LAMBDA_CONTAINER":
+            continue
+        props = resources_of(pipeline_template, "AWS::CodeBuild::Project")[name]["Properties"]
+        assert environment["ComputeType"].startswith("BUILD_LAMBDA_"), name
+        assert not environment.get("PrivilegedMode"), name
+        assert "TimeoutInMinutes" not in props and props.get("Cache", {"Type": "NO_CACHE"})["Type"] == "NO_CACHE", name
+        for phase in spec["phases"].values():
+            for command in phase.get("commands", []):
+                if _installed_packages(command) is not None:
+                    assert re.search(r"--(prefix|target) /tmp/", command), f"{name}: {command}"
+        on_lambda[name] = spec
+    names = " ".join(on_lambda)
+    # The light steps: self-mutation, the broadening check and every Verify.
+    assert "SelfMutation" in names and "SecurityCheck" in names and names.count("Verify") == 3
+    # Docker needs standard compute.
+    for name, environment, _ in _buildspecs(pipeline_template, assembly_dir):
+        if "DockerAsset" in name:
+            assert environment["Type"] == "LINUX_CONTAINER" and environment["PrivilegedMode"] is True
+
+
+def test_verify_fits_in_a_lambda_build_and_bounds_every_wait(pipeline_template, config):
+    first = config.environments[0].name
+    budgets = {scan: verify_budget_seconds(scan_image=scan) for scan in (True, False)}
+    assert max(budgets.values()) <= LAMBDA_BUILD_LIMIT_SECONDS - 60
+    for name, project in resources_of(pipeline_template, "AWS::CodeBuild::Project").items():
+        spec = project["Properties"]["Source"]["BuildSpec"]
+        if not (isinstance(spec, str) and "verify_rollout.py" in spec):
+            continue
+        variables = {v["Name"]: int(v["Value"]) for v in project["Properties"]["Environment"]["EnvironmentVariables"]
+                     if v["Name"].endswith("_SECONDS")}
+        scans = "image_scan_gate.py" in spec
+        assert scans == (f"Verify{first}" in name)
+        # Every wait the scripts make is set here (they would fall back to their own longer defaults).
+        waits = variables["VERIFY_TIMEOUT_SECONDS"] + (variables["IMAGE_SCAN_TIMEOUT_SECONDS"] if scans else 0)
+        assert waits < budgets[scans] and variables["VERIFY_POLL_SECONDS"] <= 10

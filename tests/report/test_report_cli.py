@@ -63,15 +63,16 @@ def test_reader_and_renderer_write_report_and_picture(tmp_path):
     out = tmp_path / "docs" / "report.md"
     assert main([str(tmp_path / "cdk.out"), "--out", str(out)]) == 0
     text = out.read_text(encoding="utf-8")
-    for heading in ("## 1. Critical path", "### Previous model vs this model", "### Revert path", "### Assumptions", "## 2. Same app with CDK Pipelines defaults",
+    for heading in ("## 1. Critical path", "### Before and after the lead-time levers", "### Revert path", "### Assumptions", "## 2. Same app with CDK Pipelines defaults",
                     "## 3. Rollback, replacement, approvals and bake", "## 4. Modelled monthly cost",
                     "### Dev", "### Prod", "verify before budgeting"):
         assert heading in text
-    # The same numbers as the model tests: 2090 s = 1070 s work + 1020 s bakes and gates; revert 1945 s.
-    assert "**17 min 50 s of work** + **17 min 00 s of bakes and gates** = **34 min 50 s** in total" in text
-    assert "commit → prod (no human waits): 34 min 50 s**" in text
-    assert "| **total** | **34 min 50 s** | **32 min 25 s** |" in text
-    assert "| **headline commit → prod** | **29 min 00 s** (one number, bakes inside) |" in text
+    # The same numbers as the model tests: 2024 s = 1004 s work + 1020 s bakes and gates; revert 1935 s.
+    assert "**16 min 44 s of work** + **17 min 00 s of bakes and gates** = **33 min 44 s** in total" in text
+    assert "commit → prod (no human waits): 33 min 44 s**" in text
+    assert "| **total** | **33 min 44 s** | **32 min 15 s** |" in text
+    # Before the levers, Verify-dev started on standard compute: 85 s more.
+    assert "| **commit → prod work** | | **18 min 09 s** | **16 min 44 s** | **−1 min 25 s** |" in text
     assert "Prod canary step bake (traffic held at 10 %) 2 min 00 s; Prod post-rollout bake 10 min 00 s" in text
     assert "| fast **(fastest)** | 10 s | 2/3 | 1 min 50 s |" in text
     assert "Bad canary at 10 % traffic: rollback decision ≤ 5 min 00 s, canary step bake 2 min 00 s" in text

@@ -1,7 +1,7 @@
 import pytest
 
 from report import model
-from tests.report.fixtures import pipeline_template, service_template, stateful_template
+from tests.report.fixtures import action, pipeline_template, service_template, stateful_template
 
 pytestmark = pytest.mark.xdist_group("report")
 
@@ -99,21 +99,27 @@ def _steps(template=None, **kwargs):
                                 assets={"docker": 1, "file": 2}, template=template, **kwargs)
 
 
+TOOL = model.TOOL_INSTALL_S
+# Standard compute: 90 s before the first command; pull, build without cache, push to the one destination.
+DOCKER = 90 + TOOL + model.DOCKER_BASE_PULL_S + model.DOCKER_BUILD_S + model.DOCKER_PUSH_S
+
+
 def test_critical_path_orders_actions_and_sums_the_model():
     steps = _steps()
+    dev = 340 + DOCKER
     assert [(s.name, s.kind, s.start_s, s.duration_s) for s in steps] == [
         ("Checkout", "source", 0, 10),
         ("Build", "codebuild", 10, 90 + 240),  # standard compute: 90 s before the first command
-        ("DockerAssets", "codebuild", 340, 90 + 20 + 150),
-        ("FileAssets", "codebuild", 340, 5 + 20 + 2 * 10),  # Lambda compute starts in seconds
-        ("app-dev-stateless.Deploy", "cloudformation", 600, 45 + 210),
-        ("Verify-dev", "codebuild", 855, 5 + 30),
-        ("OnSuccess: HealthyForBakeTime", "gate", 890, 300),  # the gate function's BAKE_SECONDS
-        ("BeforeEntry: DeploymentWindow", "condition", 1190, 0),  # calendar wait: excluded
-        ("Promote-to-prod", "approval", 1190, 0),
-        ("app-prod-stateless.Deploy", "cloudformation", 1190, 45 + 255 + 600),
+        ("DockerAssets", "codebuild", 340, DOCKER),
+        ("FileAssets", "codebuild", 340, 5 + TOOL + 2 * 10),  # Lambda compute starts in seconds
+        ("app-dev-stateless.Deploy", "cloudformation", dev, 45 + 210),
+        ("Verify-dev", "codebuild", dev + 255, 5 + 30),
+        ("OnSuccess: HealthyForBakeTime", "gate", dev + 290, 300),  # the gate function's BAKE_SECONDS
+        ("BeforeEntry: DeploymentWindow", "condition", dev + 590, 0),  # calendar wait: excluded
+        ("Promote-to-prod", "approval", dev + 590, 0),
+        ("app-prod-stateless.Deploy", "cloudformation", dev + 590, 45 + 255 + 600),
     ]
-    assert model.lead_time_s(steps) == 2090
+    assert model.lead_time_s(steps) == dev + 590 + 900
     assert [s.name for s in model.critical_path(steps)][2:4] == ["DockerAssets", "app-dev-stateless.Deploy"]
 
 
@@ -141,7 +147,7 @@ def test_headline_splits_work_from_bakes_and_gates():
     steps = _steps()
     lead = model.lead_time(steps)
     # work: source, build, Docker (file assets run beside it), dev deploy, verify, prod deploy without bakes
-    assert lead.work_s == 10 + 330 + 260 + 255 + 35 + 180
+    assert lead.work_s == 10 + 330 + DOCKER + 255 + 35 + 180
     assert lead.bakes_and_gates_s == 300 + 120 + 600
     assert lead.total_s == model.lead_time_s(steps)
     assert model.bakes_and_gates(steps) == [("Dev", "promotion gate watch", 300),
@@ -168,8 +174,8 @@ def test_revert_finds_the_image_and_skips_the_docker_build():
     release, revert = _steps(), _steps(image_exists=True)
     docker = {s.name: s for s in revert}["DockerAssets"]
     assert docker.segments[-1] == ("image found: build skipped", 5)
-    assert docker.duration_s == 90 + 20 + 5  # still slower than the Lambda file assets (45 s)
-    assert model.lead_time_s(revert) == model.lead_time_s(release) - (150 - 5)
+    assert docker.duration_s == 90 + TOOL + 5  # still slower than the Lambda file assets (35 s)
+    assert model.lead_time_s(revert) == model.lead_time_s(release) - (DOCKER - (90 + TOOL + 5))
     assert model.lead_time(revert).bakes_and_gates_s == model.lead_time(release).bakes_and_gates_s
 
 
@@ -177,7 +183,7 @@ def test_previous_model_on_the_same_template():
     # 45 s per CodeBuild start whatever the compute type, stage conditions not modelled: the old 29 min.
     previous = _steps(timing=model.PREVIOUS)
     assert not [s for s in previous if s.kind in ("gate", "condition")]
-    assert model.lead_time_s(previous) == 10 + 285 + 215 + (255 + 75) + 900
+    assert model.lead_time_s(previous) == 10 + 285 + (DOCKER - 45) + (255 + 75) + 900
     assert model.lead_time_s(_steps()) - model.lead_time_s(previous) == (45 + 45 - 40) + 300
 
 
@@ -198,14 +204,14 @@ def test_cdk_defaults_split_assets_and_use_change_sets():
     steps = model.pipeline_steps(defaults, services=_services(default_health=True), assets={"docker": 1, "file": 1},
                                  template=template)
     names = [(s.stage, s.name, s.run_order, s.duration_s) for s in steps]
-    assert ("Assets", "DockerAsset1", 1, 260) in names
-    assert ("Assets", "FileAsset2", 1, 120) in names  # one standard CodeBuild per asset
+    assert ("Assets", "DockerAsset1", 1, DOCKER) in names
+    assert ("Assets", "FileAsset2", 1, 90 + TOOL + 10) in names  # one standard CodeBuild per asset
     assert ("Dev", "app-dev-stateless.Prepare", 1, 25) in names
     assert ("Dev", "app-dev-stateless.Deploy", 2, 45 + 1010) in names
     assert ("Dev", "Verify-dev", 3, 35) in names
     assert ("Dev", "OnSuccess: HealthyForBakeTime", 4, 300) in names  # the same gates as ours
     assert ("Prod", "app-prod-stateless.Prepare", 2, 25) in names
-    assert model.lead_time_s(steps) == 10 + 330 + 260 + (25 + 1055 + 35 + 300) + (25 + 45 + 655 + 600)
+    assert model.lead_time_s(steps) == 10 + 330 + DOCKER + (25 + 1055 + 35 + 300) + (25 + 45 + 655 + 600)
 
 
 def test_monthly_cost_from_sizes():
@@ -244,3 +250,38 @@ def test_cloudfront_and_its_vpc_origin_are_costed_per_environment():
     assert lines["CloudFront VPC origin × 1"] == 0
     without = dict(model.monthly_cost(model.environment_of("Dev", {"s": stateful_template()})))
     assert lines["Total"] == pytest.approx(without["Total"] + expected, abs=0.01)
+
+
+def test_a_service_change_leaves_the_other_stacks_and_file_assets_alone():
+    # Stacks without the image keep their template: CloudFormation's no-op update; file assets are found.
+    template = pipeline_template()
+    pipeline = template["Resources"]["Pipeline"]["Properties"]
+    dev = next(st for st in pipeline["Stages"] if st["Name"] == "Dev")
+    dev["Actions"].insert(0, action("app-dev-stateful.Deploy", "CloudFormation", 1, category="Deploy",
+                                    StackName="app-dev-stateful", ActionMode="CREATE_UPDATE"))
+    for a in dev["Actions"][1:]:
+        a["RunOrder"] = a.get("RunOrder", 1) + 1
+    unchanged = frozenset({"app-dev-stateful"})
+    by_name = {s.name: s for s in _steps(template, unchanged_stacks=unchanged)}
+    assert by_name["app-dev-stateful.Deploy"].segments == (("no-op update (template unchanged)", 15),)
+    assert by_name["app-dev-stateless.Deploy"].segments[0] == ("stack update", 45)
+    full = {s.name: s for s in _steps(template, unchanged_stacks=unchanged, timing=model.BEFORE_LEVERS)}
+    assert full["app-dev-stateful.Deploy"].segments == (("stack update", 45),)
+    found = model.pipeline_steps(pipeline, services=_services(), template=template,
+                                 assets={"docker": 1, "file": 2, "files_unchanged": 1})
+    assert {s.name: s for s in found}["FileAssets"].segments[-1] == ("files found: upload skipped", 2 * 3)
+
+
+def test_before_the_levers_prices_lambda_compute_as_standard():
+    after, before = _steps(), _steps(timing=model.BEFORE_LEVERS)
+    verify = lambda steps: {s.name: s for s in steps}["Verify-dev"]  # noqa: E731
+    assert verify(after).segments[0] == ("provision", 5)
+    assert verify(before).segments[0] == ("provision", 90)
+    assert model.lead_time(before).work_s - model.lead_time(after).work_s == 85  # Verify-dev on the path
+
+
+def test_docker_pushes_once_per_destination():
+    steps = model.pipeline_steps(pipeline_template()["Resources"]["Pipeline"]["Properties"], services=_services(),
+                                 template=pipeline_template(), assets={"docker": 1, "file": 2, "docker_destinations": 3})
+    docker = {s.name: s for s in steps}["DockerAssets"]
+    assert docker.segments[-1] == ("push to 3 registries", 3 * model.DOCKER_PUSH_S)
