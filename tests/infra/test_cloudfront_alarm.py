@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import copy
 import json
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +28,7 @@ pytestmark = pytest.mark.xdist_group("infra")
 ENVS = ["dev", "staging", "prod"]
 # CloudFront Developer Guide, "Monitoring CloudFront metrics": AWS/CloudFront in us-east-1, Region=Global.
 CLOUDFRONT_REGION = "us-east-1"
+ROOT = Path(__file__).resolve().parents[2]
 PAGER = "https://pager.example.com/hook"
 FORWARDER = "arn:aws:lambda:eu-west-1:000000000000:function:chat-forwarder"
 
@@ -185,6 +188,22 @@ def synthesize_prod(context: dict[str, Any], outdir: Path) -> ServiceStage:
     stage = ServiceStage(app, "Prod", app_config=config, config=config.environment("prod"))
     app.synth()
     return stage
+
+
+def cfn_lint(outdir: Path) -> list[str]:
+    templates = sorted(str(p) for p in outdir.glob("**/*.template.json"))
+    assert templates
+    result = subprocess.run(
+        [str(Path(sys.executable).parent / "cfn-lint"), "--format", "parseable", *templates],
+        cwd=ROOT, capture_output=True, text=True, timeout=300, check=False,
+    )
+    return [line for line in result.stdout.splitlines() if line.strip()] + ([result.stderr[-2000:]] if result.returncode else [])
+
+
+def test_cfn_lint_finds_nothing_in_either_variant(us_east_1_prod, paged_prod):
+    # The default assembly is linted in tests/infra/test_compliance.py; these two synthesize other code paths.
+    assert cfn_lint(Path(us_east_1_prod.outdir)) == []
+    assert cfn_lint(Path(paged_prod.outdir)) == []
 
 
 @pytest.fixture(scope="module")
