@@ -62,6 +62,3 @@ def cover_pipeline_support_stacks(scope: IConstruct, tags: dict[str, str]) -> No
     root = scope.node.root
     if not any(isinstance(aspect, PipelineSupportStacks) for aspect in Aspects.of(root).all):
         Aspects.of(root).add(PipelineSupportStacks(tags))
-
-
-
