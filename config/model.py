@@ -293,6 +293,16 @@ class AlarmConfig(_Frozen):
     db_free_storage_gib: int = Field(default=5, ge=1)
     db_connections: int = Field(default=80, ge=1)
     escalate_after_minutes: int = Field(default=15, ge=5, le=1440, description="warning that persists → critical")
+    cloudfront_5xx_rate_percent: float | None = Field(
+        default=None, gt=0, le=100,
+        description=(
+            "CloudFront 5xxErrorRate that pages (from us-east-1 unless the environment is there); null: no alarm; "
+            "unused with tls.terminate alb (no CloudFront)"
+        ),
+    )
+    cloudfront_min_requests: int = Field(
+        default=50, ge=1, description="viewer requests per minute below which the CloudFront 5xx rate is not judged"
+    )
 
 
 class NotificationConfig(_Frozen):
@@ -398,6 +408,17 @@ class EnvironmentConfig(_Frozen):
         wrong = [az for az in self.network.availability_zones if not az.startswith(self.region)]
         if wrong:
             raise ValueError(f"availability zones {wrong} are not in region {self.region}")
+        return self
+
+    @model_validator(mode="after")
+    def _lambda_endpoints_in_region(self) -> EnvironmentConfig:
+        # Lambda takes the permission SNS needs only in the function's region, where this environment's stacks are.
+        wrong = [e for e in self.notifications.critical_endpoints if e.startswith("arn:") and e.split(":")[3] != self.region]
+        if wrong:
+            raise ValueError(
+                f"notifications.critical_endpoints: Lambda functions {wrong} are not in this environment's region "
+                f"{self.region}; use a forwarder function in {self.region} (its stacks grant SNS the invoke permission there)"
+            )
         return self
 
     @model_validator(mode="after")

@@ -21,6 +21,12 @@ def alarm_name(app: AppConfig, env: EnvironmentConfig, kind: str) -> str:
     return f"{environment_prefix(app, env)}-{kind}"
 
 
+def cloudfront_paging_topic_name(app: AppConfig, env: EnvironmentConfig) -> str:
+    """The us-east-1 topic the CloudFront alarm pages through: named, so the environment's region can grant its
+    Lambda endpoints to it without a reference back from us-east-1 (which would make the two stacks circular)."""
+    return f"{environment_prefix(app, env)}-cloudfront-paging"
+
+
 def role_name(app: AppConfig, env: EnvironmentConfig, kind: str) -> str:
     if kind not in ROLE_KINDS:
         raise ValueError(f"unknown role kind {kind!r}; known: {ROLE_KINDS}")

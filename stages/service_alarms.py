@@ -4,6 +4,7 @@ import re
 from dataclasses import dataclass
 
 from aws_cdk import Duration
+from aws_cdk import aws_cloudfront as cloudfront
 from aws_cdk import aws_cloudwatch as cw
 from aws_cdk import aws_cloudwatch_actions as actions
 from aws_cdk import aws_elasticloadbalancingv2 as elbv2
@@ -14,7 +15,9 @@ from constructs import Construct
 from config import AppConfig, EnvironmentConfig
 from stages.alarm_timing import AlarmTiming, deployment_alarm_timings
 from stages.alerting import Alerting
+from stages.cloudfront_alarm import cloudfront_error_rate_alarm
 from stages.naming import alarm_name, metrics_namespace
+from stages.regions import cloudfront_alarm_region
 from stages.web_service import WebService
 
 GIB = 1024**3
@@ -67,6 +70,7 @@ class ServiceAlarms(Construct):
         alb: elbv2.ApplicationLoadBalancer,
         database: rds.DatabaseInstance,
         alerting: Alerting,
+        distribution: cloudfront.IDistribution | None = None,
     ) -> None:
         super().__init__(scope, id_)
         self._warning = actions.SnsAction(alerting.warning)
@@ -79,7 +83,20 @@ class ServiceAlarms(Construct):
         self._database_alarms(config, database)
         self._log_alarms(config, web, namespace)
         self._traffic_alarms(config, alb)
+        self._edge_alarm(app_config, config, distribution)
         self._page()
+
+    def _edge_alarm(
+        self, app_config: AppConfig, config: EnvironmentConfig, distribution: cloudfront.IDistribution | None
+    ) -> None:
+        # Only where CloudFront's metrics are (us-east-1) can its alarm join the composite; elsewhere it is in its
+        # own stack in us-east-1 and pages from there (stages/cloudfront_alarm_stack.py).
+        self.cloudfront_error_rate: cw.Alarm | None = None
+        if distribution is not None and cloudfront_alarm_region(config) == config.region:
+            self.cloudfront_error_rate = cloudfront_error_rate_alarm(
+                self, "CloudFront5xxRate", app_config=app_config, config=config, distribution=distribution
+            )
+            self._notify(self.cloudfront_error_rate, critical=False)
 
     def _error_rates(self, config: EnvironmentConfig, web: WebService, alb: elbv2.ApplicationLoadBalancer) -> None:
         thresholds = config.alarms
@@ -324,14 +341,17 @@ class ServiceAlarms(Construct):
 
     def _page(self) -> None:
         # One incident, one page: the parts notify the warning topic, only this composite the critical one.
+        edge = [cw.AlarmRule.from_alarm(self.cloudfront_error_rate, cw.AlarmState.ALARM)] if self.cloudfront_error_rate else []
         self.service_unhealthy = cw.CompositeAlarm(
             self,
             "ServiceUnhealthy",
             composite_alarm_name=self._name("service-unhealthy"),
             alarm_description=(
-                "Users are affected: high 5xx rate, or too few tasks, or unhealthy targets while the service reports "
-                "5xx, or p99 latency high for long. This is the page; its parts only warn. First look: the "
-                "dashboard's alarm panel, then recent deployments."
+                "Users are affected: high 5xx rate"
+                + (" (at the load balancer or at CloudFront)" if self.cloudfront_error_rate else "")
+                + ", or too few tasks, or unhealthy targets while the service reports 5xx, or p99 latency high for "
+                "long. This is the page; its parts only warn. First look: the dashboard's alarm panel, then recent "
+                "deployments."
             ),
             alarm_rule=cw.AlarmRule.any_of(
                 cw.AlarmRule.from_alarm(self.error_rate, cw.AlarmState.ALARM),
@@ -341,6 +361,7 @@ class ServiceAlarms(Construct):
                     cw.AlarmRule.from_alarm(self.app_errors, cw.AlarmState.ALARM),
                 ),
                 cw.AlarmRule.from_alarm(self.latency_escalated, cw.AlarmState.ALARM),
+                *edge,
             ),
         )
         self._notify(self.service_unhealthy, critical=True)

@@ -8,6 +8,10 @@ from constructs import Construct
 from config import AppConfig, EnvironmentConfig
 from stages.nag import acknowledge
 from stages.tagging import apply_standard_tags
+from stages.cloudfront_alarm_stack import CloudFrontAlarmStack, grant_paging_endpoints
+from stages.cross_region_tags import tag_cross_region_providers
+from stages.pipeline_support import cover_pipeline_support_stacks
+from stages.regions import CLOUDFRONT_METRICS_REGION, separate_cloudfront_alarm
 from stages.stateful_stack import StatefulStack
 from stages.stateless_stack import StatelessStack
 
@@ -29,6 +33,9 @@ class ServiceStage(Stage):
             termination_protection=config.retain_data,
             description=f"{prefix}: network, key, database, secrets",
         )
+        # CloudFront's alarm lives in us-east-1; in another region it needs its own stack there (README: "CloudFront
+        # 5xx rate, paging on its own from us-east-1").
+        separate = separate_cloudfront_alarm(config)
         self.stateless = StatelessStack(
             self,
             "Stateless",
@@ -37,7 +44,9 @@ class ServiceStage(Stage):
             config=config,
             stateful=self.stateful,
             description=f"{prefix}: load balancer, service, alarms, dashboard",
+            cross_region_references=separate,
         )
+        self.cloudfront_alarm = self._cloudfront_alarm(app_config, config, prefix) if separate else None
         acknowledge(
             self,
             {
@@ -48,3 +57,26 @@ class ServiceStage(Stage):
             },
         )
         apply_standard_tags(self, app_config.standard_tags(config))
+
+    def _cloudfront_alarm(self, app_config: AppConfig, config: EnvironmentConfig, prefix: str) -> CloudFrontAlarmStack | None:
+        if self.stateless.edge is None:
+            return None
+        # The distribution id crosses regions through CDK's cross-region references (SSM parameters written by a
+        # custom resource in Stateless); CDK Pipelines deploys Stateless first, as for any stack dependency.
+        stack = CloudFrontAlarmStack(
+            self,
+            "CloudFrontAlarm",
+            stack_name=f"{prefix}-cloudfront-alarm",
+            env=Environment(account=config.account, region=CLOUDFRONT_METRICS_REGION),
+            cross_region_references=True,
+            app_config=app_config,
+            config=config,
+            distribution=self.stateless.edge.distribution,
+            description=f"{prefix}: CloudFront 5xx-rate alarm and its paging topic (us-east-1, CloudFront's metrics)",
+        )
+        grant_paging_endpoints(self.stateless, app_config=app_config, config=config)
+        for each in (self.stateless, stack):
+            tag_cross_region_providers(each, app_config.standard_tags(config))
+        # A deploy action in us-east-1 makes CodePipeline add a support stack there (stages/pipeline_support.py).
+        cover_pipeline_support_stacks(self, app_config.standard_tags(None))
+        return stack

@@ -91,6 +91,7 @@ class StatelessStack(EnvironmentStack):
             alb=alb,
             database=stateful.database.instance,
             alerting=self.alerting,
+            distribution=self.edge.distribution if self.edge else None,
         )
         Dashboard(
             self,

@@ -101,11 +101,18 @@ def _manifest(directory: Path) -> dict[str, Any]:
 
 def _stacks(directory: Path, manifest: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
     found = []
-    for name, artifact in manifest.get("artifacts", {}).items():
-        if artifact.get("type") == "aws:cloudformation:stack":
-            template = json.loads((directory / artifact["properties"]["templateFile"]).read_text())
-            found.append((artifact.get("displayName", name), template))
+    stacks = [(n, a) for n, a in manifest.get("artifacts", {}).items() if a.get("type") == "aws:cloudformation:stack"]
+    regions = {_region(artifact) for _, artifact in stacks}
+    for name, artifact in stacks:
+        template = json.loads((directory / artifact["properties"]["templateFile"]).read_text())
+        display = artifact.get("displayName", name)
+        # An environment's CloudFront alarm lives in us-east-1: name the region wherever an assembly spans several.
+        found.append((f"{display} ({_region(artifact)})" if len(regions) > 1 else display, template))
     return found
+
+
+def _region(artifact: dict[str, Any]) -> str:
+    return str(artifact.get("environment", "")).rsplit("/", 1)[-1]
 
 
 def _has_alarms(template: dict[str, Any]) -> bool:
@@ -140,7 +147,7 @@ def collect(outdir: Path) -> list[EnvironmentAlarms]:
 
 def _environment_of(display_name: str) -> str:
     # "delivery-notes-pipeline/Dev/Stateless" -> "dev"
-    parts = display_name.split("/")
+    parts = display_name.split(" ", 1)[0].split("/")
     return parts[-2].lower() if len(parts) >= 3 else display_name
 
 

@@ -22,6 +22,7 @@ from typing import Any, Literal
 
 from config import AppConfig, ConfigError, load_config, read_context
 from stages.naming import execution_policy_name
+from stages.regions import deploy_regions
 
 ROOT = Path(__file__).resolve().parent.parent
 AccountKind = Literal["environment", "pipeline"]
@@ -61,12 +62,14 @@ def qualifier(context: Mapping[str, Any]) -> str:
 
 
 def _regions(config: AppConfig, kind: AccountKind, account: str) -> list[str]:
+    # An environment with a CloudFront alarm outside us-east-1 also deploys a stack there (stages/regions.py).
     if kind == "pipeline":
         # CDK Pipelines keeps a support stack (artifact bucket and key) in the pipeline account in every other region
         # it deploys to; CloudFormation creates it with that region's execution role.
-        return [config.pipeline.region, *sorted({e.region for e in config.environments} - {config.pipeline.region})]
-    regions = [e.region for e in config.environments if e.account == account] or [
-        e.region for e in config.environments
+        deployed = {region for e in config.environments for region in deploy_regions(e)}
+        return [config.pipeline.region, *sorted(deployed - {config.pipeline.region})]
+    regions = [r for e in config.environments if e.account == account for r in deploy_regions(e)] or [
+        r for e in config.environments for r in deploy_regions(e)
     ]
     return sorted(set(regions))
 
@@ -120,7 +123,7 @@ def commands(config: AppConfig, *, kind: AccountKind, account: str, policy_file:
             config.pipeline.account == account and config.pipeline.region == region
         )
         environment_here = kind == "environment" or any(
-            e.account == account and e.region == region for e in config.environments
+            e.account == account and region in deploy_regions(e) for e in config.environments
         )
         shared = shared or (pipeline_here and environment_here)
         arns = [policy_arn(config, account=account, region=region, pipeline_account=True)] if pipeline_here else []

@@ -10,6 +10,7 @@ import pytest
 
 from config import AppConfig
 from stages.naming import DEPLOYMENT_ALARMS, alarm_name
+from stages.regions import separate_cloudfront_alarm
 from tests.infra.conftest import resources_of
 from tools.alarm_table import AlarmRow, collect, main, render
 
@@ -261,17 +262,23 @@ def test_real_assembly_every_alarm_of_every_environment(
         template = stateless(templates, config, name)
         alarms = resources_of(template, "AWS::CloudWatch::Alarm")
         composites = resources_of(template, "AWS::CloudWatch::CompositeAlarm")
+        # The CloudFront alarm of an environment outside us-east-1 lives in its own stack there, and pages alone.
+        edge = templates.get(f"{config.project}-{config.service_name}-pipeline/{name.capitalize()}/CloudFrontAlarm")
+        edge_alarms = resources_of(edge, "AWS::CloudWatch::Alarm") if edge else {}
+        assert bool(edge_alarms) == separate_cloudfront_alarm(config.environment(name)), name
         rows = envs[name].rows
-        assert len(rows) == len(alarms) + len(composites)
-        assert {row.logical_id for row in rows} == set(alarms) | set(composites)
+        assert len(rows) == len(alarms) + len(composites) + len(edge_alarms)
+        assert {row.logical_id for row in rows} == set(alarms) | set(composites) | set(edge_alarms)
+        assert ("(us-east-1)" in " ".join(envs[name].stacks)) == bool(edge_alarms)
         kinds = [row.kind for row in rows]
         assert kinds.count("composite") == len(composites) >= 1
         assert kinds.count("anomaly") >= 1 and kinds.count("math") >= 1
-        # One page per incident: the composite and database storage notify the critical topic, nothing else.
+        # One page per incident: the composite and database storage notify the critical topic, nothing else
+        # in the environment's region; in us-east-1 the CloudFront alarm notifies its own paging topic.
         paging = {row.logical_id for row in rows if row.alarm_actions[0].startswith("critical (")}
         assert paging == {k for k in set(alarms) | set(composites)
-                          if k.startswith(("AlarmsServiceUnhealthy", "AlarmsDatabaseFreeStorage"))}
-        assert len(paging) == 2
+                          if k.startswith(("AlarmsServiceUnhealthy", "AlarmsDatabaseFreeStorage"))} | set(edge_alarms)
+        assert len(paging) == 2 + len(edge_alarms)
         # Every alarm notifies one of the environment's two topics, on ALARM and on OK alike.
         for row in rows:
             assert len(row.alarm_actions) == 1 and row.alarm_actions[0].split(" ")[0] in ("critical", "warning"), row

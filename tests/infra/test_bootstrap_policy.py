@@ -453,7 +453,13 @@ def stack_needs(stack: Stack) -> Iterator[Need]:
     if "{{resolve:secretsmanager:" in text:
         yield Need(stack.name, "{{resolve}}", "DynamicReference", "create", "secretsmanager:GetSecretValue", None)
         yield Need(stack.name, "{{resolve}}", "DynamicReference", "create", "kms:Decrypt", None)
-    if "{{resolve:ssm:" in text:
+    # CloudFormation User Guide, "Get values stored in other services using dynamic references": it reads an SSM
+    # parameter with ssm:GetParameters (CDK's cross-region references are such parameters under /cdk/exports/).
+    names = re.findall(r"\{\{resolve:ssm:(/?[A-Za-z0-9_./-]+)(?::\d+)?\}\}", text)
+    for name in sorted(set(names)):
+        arn = f"arn:aws:ssm:{stack.region}:{stack.account}:parameter/{name.lstrip('/')}"
+        yield Need(stack.name, "{{resolve}}", "DynamicReference", "create", "ssm:GetParameters", arn)
+    if text.count("{{resolve:ssm:") != len(names):  # a reference this model cannot name: only "*" covers it
         yield Need(stack.name, "{{resolve}}", "DynamicReference", "create", "ssm:GetParameters", None)
 
 
@@ -831,3 +837,30 @@ def test_tool_prints_the_policy_and_the_commands(
     assert f"aws iam create-policy --policy-name {name} --policy-document file://{out}" in printed
     assert f"--cloudformation-execution-policies arn:aws:iam::111122223333:policy/{name}" in printed
     assert bootstrap_policy.main(["--account-kind", "environment", "--account", "12345"], environ={}) == 2
+
+
+def test_an_environment_with_a_cloudfront_alarm_elsewhere_bootstraps_us_east_1_too(config: AppConfig) -> None:
+    # The alarm stack deploys to the environment's account in us-east-1, and CodePipeline's support stack (its
+    # us-east-1 artifact bucket) to the pipeline account there (stages/regions.py decides from config).
+    prod = config.environment("prod")
+    assert prod.region != "us-east-1" and prod.alarms.cloudfront_5xx_rate_percent is not None
+    environment = bootstrap_policy.commands(config, kind="environment", account="222233334444", policy_file="p.json")
+    assert [line.split()[3] for line in environment if line.startswith("npx cdk bootstrap")] == [
+        f"aws://222233334444/{prod.region}", "aws://222233334444/us-east-1"
+    ]
+    assert all("--trust" in line for line in environment if line.startswith("npx cdk bootstrap"))
+    pipeline = bootstrap_policy.commands(config, kind="pipeline", account="111122223333", policy_file="p.json")
+    assert "npx cdk bootstrap aws://111122223333/us-east-1 --cloudformation-execution-policies" in "\n".join(pipeline)
+
+
+def test_without_a_cloudfront_alarm_no_us_east_1_bootstrap_is_asked_for(context: dict[str, Any]) -> None:
+    from config import load_config
+
+    changed = copy.deepcopy(context)
+    for env in changed["delivery"]["environments"]:
+        env.get("alarms", {}).pop("cloudfront_5xx_rate_percent", None)
+    config = load_config(changed, {})
+    assert config.environment("prod").alarms.cloudfront_5xx_rate_percent is None
+    for kind in KINDS:
+        lines = bootstrap_policy.commands(config, kind=kind, account="111122223333", policy_file="p.json")
+        assert "us-east-1" not in "\n".join(lines), kind

@@ -38,7 +38,9 @@ from tools.preflight.database import check_database
 from tools.preflight.notifications import check_email_subscriptions
 from tools.preflight.permissions import PERMISSIONS
 from tools.preflight.results import Status
+from config import load_config
 from tools.preflight.runner import run
+from tools.preflight.runner import sites as runner_sites
 from tools.preflight.scanning import check_image_scanning, filter_matches
 from tools.preflight.secrets import check_shared_secret, shared_secret
 from tools.preflight.source import check_connection
@@ -1144,6 +1146,92 @@ def test_first_deploy_passes_every_check_in_order():
     assert "✓ VPCs per Region: 1 in use + 1 for dev = 2 of 5 (applied quota L-F678F1CE)" in text
     assert "✓ reserved Lambda concurrency: 1 in the assembly (1 new) leaves 999 of 1000 unreserved" in text
     assert text.rstrip().endswith("preflight: 15 passed, 0 failed, 0 could not be checked from here")
+
+
+US_EAST_1 = "us-east-1"
+
+
+def cloudfront_alarm_config(region=REGION):
+    settings = context(environments=("dev",))
+    dev = settings["delivery"]["environments"][0]
+    dev["alarms"] = {"cloudfront_5xx_rate_percent": 1}
+    if region != REGION:
+        dev["region"] = region
+        dev["network"]["availability_zones"] = [f"{region}a", f"{region}b"]
+    return load_config(settings, {}, require_real_accounts=True)
+
+
+def expect_us_east_1_bootstrapped(world: World, *, trusted: bool = True):
+    """The pipeline account's and dev's account's us-east-1 bootstrap, for dev's CloudFront alarm stack."""
+    world.expect("ssm", PIPELINE, "get_parameter", version("30"), {"Name": VERSION_PARAMETER}, region=US_EAST_1)
+    world.expect("ssm", DEV, "get_parameter", version("30"), {"Name": VERSION_PARAMETER}, region=US_EAST_1)
+    exec_role = {"RoleName": f"cdk-hnb659fds-cfn-exec-role-{DEV}-{US_EAST_1}"}
+    world.expect(
+        "iam", DEV, "list_attached_role_policies", attached(DEV, TARGET_POLICY), exec_role, region=US_EAST_1
+    )
+    for kind in ("deploy", "file-publishing", "image-publishing"):
+        name = f"cdk-hnb659fds-{kind}-role-{DEV}-{US_EAST_1}"
+        principal = f"arn:aws:iam::{PIPELINE}:root" if trusted else f"arn:aws:iam::{DEV}:root"
+        world.expect("iam", DEV, "get_role", role(name, DEV, trust_policy(principal)), {"RoleName": name}, region=US_EAST_1)
+    no_stack_us_east_1 = {"StackName": "delivery-notes-dev-cloudfront-alarm"}
+    world.refuse(
+        "cloudformation", DEV, "list_stack_resources", NO_STACK,
+        "Stack with id delivery-notes-dev-cloudfront-alarm does not exist", no_stack_us_east_1, region=US_EAST_1,
+    )
+
+
+# an environment outside us-east-1 with a CloudFront alarm deploys a stack there: both accounts bootstrapped there
+def test_a_cloudfront_alarm_outside_us_east_1_needs_both_accounts_bootstrapped_in_us_east_1():
+    world = World()
+    expect_first_deploy(world)
+    expect_us_east_1_bootstrapped(world)
+    out = io.StringIO()
+    assert run(cloudfront_alarm_config(), clients=world, facts=FACTS, out=out) == 0
+    world.verify()
+    text = out.getvalue()
+    assert f"✓ CDK bootstrap version 30 in {PIPELINE}/{US_EAST_1} (needs 6, from cdk.out)" in text
+    assert f"– dev's CloudFront alarm deploys to {DEV}/{US_EAST_1}" in text
+    assert f"✓ CDK bootstrap version 30 in {DEV}/{US_EAST_1} (needs 8, from cdk.out)" in text
+    assert f"✓ cdk-hnb659fds-cfn-exec-role-{DEV}-{US_EAST_1} carries {TARGET_POLICY}" in text
+    assert f"roles in {DEV}/{US_EAST_1} trust the pipeline account {PIPELINE}" in text
+    assert "delivery-notes-dev-cloudfront-alarm is not deployed yet" in text
+    # Four more checks than without the alarm; the alarm stack holds no image, so no ECR check runs in us-east-1
+    # (an unstubbed call would have made a "could not be checked" line).
+    assert text.rstrip().endswith("preflight: 19 passed, 0 failed, 0 could not be checked from here")
+
+
+def test_missing_us_east_1_bootstrap_fails_with_the_command_that_makes_it():
+    world = World()
+    expect_first_deploy(world)
+    world.refuse("ssm", PIPELINE, "get_parameter", "ParameterNotFound", params={"Name": VERSION_PARAMETER}, region=US_EAST_1)
+    world.refuse("ssm", DEV, "get_parameter", "ParameterNotFound", params={"Name": VERSION_PARAMETER}, region=US_EAST_1)
+    world.refuse(
+        "iam", DEV, "list_attached_role_policies", "NoSuchEntity",
+        params={"RoleName": f"cdk-hnb659fds-cfn-exec-role-{DEV}-{US_EAST_1}"}, region=US_EAST_1,
+    )
+    for kind in ("deploy", "file-publishing", "image-publishing"):
+        name = f"cdk-hnb659fds-{kind}-role-{DEV}-{US_EAST_1}"
+        world.refuse("iam", DEV, "get_role", "NoSuchEntity", params={"RoleName": name}, region=US_EAST_1)
+    world.refuse(
+        "cloudformation", DEV, "list_stack_resources", NO_STACK, "does not exist",
+        {"StackName": "delivery-notes-dev-cloudfront-alarm"}, region=US_EAST_1,
+    )
+    out = io.StringIO()
+    assert run(cloudfront_alarm_config(), clients=world, facts=FACTS, out=out) == 1
+    world.verify()
+    text = out.getvalue()
+    pipeline_fix = bootstrap_command(account=PIPELINE, region=US_EAST_1, trust=None, policies=(PIPELINE_POLICY,))
+    dev_fix = bootstrap_command(account=DEV, region=US_EAST_1, trust=PIPELINE, policies=(TARGET_POLICY,))
+    assert f"✗ CDK bootstrap in {PIPELINE}/{US_EAST_1}: not bootstrapped" in text and pipeline_fix in text
+    assert f"✗ CDK bootstrap in {DEV}/{US_EAST_1}: not bootstrapped" in text and dev_fix in text
+
+
+# an environment in us-east-1 keeps its CloudFront alarm in its own stacks: no extra site, as before
+def test_an_environment_in_us_east_1_needs_no_extra_bootstrap():
+    config = cloudfront_alarm_config(region=US_EAST_1)
+    sites = {(s.account, s.region): s for s in runner_sites(config)}
+    assert set(sites) == {(PIPELINE, REGION), (DEV, US_EAST_1)}
+    assert sites[(DEV, US_EAST_1)].environments == ("dev",) and sites[(DEV, US_EAST_1)].alarm_environments == ()
 
 
 # a re-run once the stacks exist: what is deployed counts as in use, not again as an addition

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, TextIO
 
 from config import AppConfig, EnvironmentConfig
 from config.model import PLACEHOLDER_ACCOUNT
 from stages.naming import environment_prefix, execution_policy_name
+from stages.regions import deploy_regions
 from tools.preflight.accounts import AccountUnreachable, ClientFactory
 from tools.preflight.assembly import AssemblyFacts
 from tools.preflight.bootstrap import (
@@ -40,6 +41,8 @@ class Site:
     region: str
     pipeline: bool  # the pipeline's own account and region
     environments: tuple[str, ...]  # target environments deployed here
+    # environments whose CloudFront alarm stack alone deploys here (us-east-1, stages/regions.py): no image, no ECR
+    alarm_environments: tuple[str, ...] = ()
 
 
 @dataclass
@@ -77,7 +80,12 @@ def sites(config: AppConfig) -> list[Site]:
     for env in config.environments:
         key = (env.account, env.region)
         site = found.get(key) or Site(env.account, env.region, False, ())
-        found[key] = Site(site.account, site.region, site.pipeline, (*site.environments, env.name))
+        found[key] = replace(site, environments=(*site.environments, env.name))
+    for env in config.environments:
+        for region in deploy_regions(env)[1:]:
+            key = (env.account, region)
+            site = found.get(key) or Site(env.account, region, False, ())
+            found[key] = replace(site, alarm_environments=(*site.alarm_environments, env.name))
     return list(found.values())
 
 
@@ -115,7 +123,8 @@ class Preflight:
         if self.report.add(identity)[0].status is not Status.PASSED:
             return False
         self._site(self.sites[(account, region)])
-        for other_region in sorted({e.region for e in self.config.environments} - {region}):
+        deployed = {r for e in self.config.environments for r in deploy_regions(e)}
+        for other_region in sorted(deployed - {region}):
             if (account, other_region) not in self.sites:
                 # CDK Pipelines deploys a replication-bucket support stack into the pipeline account in each region
                 self._bootstrap_version(account, other_region, fix=self._bootstrap_fix(account, other_region, ()))
@@ -137,7 +146,7 @@ class Preflight:
 
     def _policies(self, site: Site) -> tuple[str, ...]:
         names = (execution_policy_name(self.config, pipeline_account=True),) if site.pipeline else ()
-        if site.environments:
+        if site.environments or site.alarm_environments:
             names += (execution_policy_name(self.config, pipeline_account=False),)
         return names
 
@@ -238,6 +247,20 @@ class Preflight:
             )
             return
         self._site(site)
+        for region in deploy_regions(env)[1:]:
+            # The CloudFront alarm's stack: CloudFormation in us-east-1 needs the same bootstrap, policies and trust.
+            self.report.add([neutral(f"{env.name}'s CloudFront alarm deploys to {env.account}/{region}")])
+            self._site(self.sites[(env.account, region)])
+            self._guard(
+                "CloudFront alarm e-mail subscriptions",
+                env.account,
+                region,
+                lambda region=region: check_email_subscriptions(
+                    self.client("cloudformation", account=env.account, region=region),
+                    self.client("sns", account=env.account, region=region),
+                    stack_name=f"{environment_prefix(self.config, env)}-cloudfront-alarm",
+                ),
+            )
         for item in self.config.shared_secrets:
             self._shared_secret(env, item)
         self._guard(
