@@ -2,7 +2,9 @@ import json
 
 import pytest
 
+from report import model
 from report.__main__ import main
+from report.render import fmt
 from tests.report.fixtures import pipeline_template, service_template, stateful_template
 
 pytestmark = pytest.mark.xdist_group("report")
@@ -67,12 +69,15 @@ def test_reader_and_renderer_write_report_and_picture(tmp_path):
                     "## 3. Rollback, replacement, approvals and bake", "## 4. Modelled monthly cost",
                     "### Dev", "### Prod", "verify before budgeting"):
         assert heading in text
-    # The same numbers as the model tests: 2024 s = 1004 s work + 1020 s bakes and gates; revert 1935 s.
-    assert "**16 min 44 s of work** + **17 min 00 s of bakes and gates** = **33 min 44 s** in total" in text
-    assert "commit → prod (no human waits): 33 min 44 s**" in text
-    assert "| **total** | **33 min 44 s** | **32 min 15 s** |" in text
+    # The same numbers as the model tests: 2024 s = 1004 s work + 1020 s bakes and gates with 240 s of build work;
+    # revert 1935 s.
+    extra = model.BUILD_INSTALL_S + model.BUILD_SYNTH_S + model.BUILD_TESTS_S - 240
+    work, total, revert = fmt(1004 + extra), fmt(2024 + extra), fmt(1935 + extra)
+    assert f"**{work} of work** + **17 min 00 s of bakes and gates** = **{total}** in total" in text
+    assert f"commit → prod (no human waits): {total}**" in text
+    assert f"| **total** | **{total}** | **{revert}** |" in text
     # Before the levers, Verify-dev started on standard compute: 85 s more.
-    assert "| **commit → prod work** | | **18 min 09 s** | **16 min 44 s** | **−1 min 25 s** |" in text
+    assert f"| **commit → prod work** | | **{fmt(1004 + extra + 85)}** | **{work}** | **−1 min 25 s** |" in text
     assert "Prod canary step bake (traffic held at 10 %) 2 min 00 s; Prod post-rollout bake 10 min 00 s" in text
     assert "| fast **(fastest)** | 10 s | 2/3 | 1 min 50 s |" in text
     assert "Bad canary at 10 % traffic: rollback decision ≤ 5 min 00 s, canary step bake 2 min 00 s" in text

@@ -102,16 +102,18 @@ def _steps(template=None, **kwargs):
 TOOL = model.TOOL_INSTALL_S
 # Standard compute: 90 s before the first command; pull, build without cache, push to the one destination.
 DOCKER = 90 + TOOL + model.DOCKER_BASE_PULL_S + model.DOCKER_BUILD_S + model.DOCKER_PUSH_S
+BUILD_WORK = model.BUILD_INSTALL_S + model.BUILD_SYNTH_S + model.BUILD_TESTS_S
+BUILD = 90 + BUILD_WORK
 
 
 def test_critical_path_orders_actions_and_sums_the_model():
     steps = _steps()
-    dev = 340 + DOCKER
+    dev = 10 + BUILD + DOCKER
     assert [(s.name, s.kind, s.start_s, s.duration_s) for s in steps] == [
         ("Checkout", "source", 0, 10),
-        ("Build", "codebuild", 10, 90 + 240),  # standard compute: 90 s before the first command
-        ("DockerAssets", "codebuild", 340, DOCKER),
-        ("FileAssets", "codebuild", 340, 5 + TOOL + 2 * 10),  # Lambda compute starts in seconds
+        ("Build", "codebuild", 10, BUILD),  # standard compute: 90 s before the first command
+        ("DockerAssets", "codebuild", 10 + BUILD, DOCKER),
+        ("FileAssets", "codebuild", 10 + BUILD, 5 + TOOL + 2 * 10),  # Lambda compute starts in seconds
         ("app-dev-stateless.Deploy", "cloudformation", dev, 45 + 210),
         ("Verify-dev", "codebuild", dev + 255, 5 + 30),
         ("OnSuccess: HealthyForBakeTime", "gate", dev + 290, 300),  # the gate function's BAKE_SECONDS
@@ -147,7 +149,7 @@ def test_headline_splits_work_from_bakes_and_gates():
     steps = _steps()
     lead = model.lead_time(steps)
     # work: source, build, Docker (file assets run beside it), dev deploy, verify, prod deploy without bakes
-    assert lead.work_s == 10 + 330 + DOCKER + 255 + 35 + 180
+    assert lead.work_s == 10 + BUILD + DOCKER + 255 + 35 + 180
     assert lead.bakes_and_gates_s == 300 + 120 + 600
     assert lead.total_s == model.lead_time_s(steps)
     assert model.bakes_and_gates(steps) == [("Dev", "promotion gate watch", 300),
@@ -183,7 +185,7 @@ def test_previous_model_on_the_same_template():
     # 45 s per CodeBuild start whatever the compute type, stage conditions not modelled: the old 29 min.
     previous = _steps(timing=model.PREVIOUS)
     assert not [s for s in previous if s.kind in ("gate", "condition")]
-    assert model.lead_time_s(previous) == 10 + 285 + (DOCKER - 45) + (255 + 75) + 900
+    assert model.lead_time_s(previous) == 10 + 45 + BUILD_WORK + (DOCKER - 45) + (255 + 75) + 900
     assert model.lead_time_s(_steps()) - model.lead_time_s(previous) == (45 + 45 - 40) + 300
 
 
@@ -211,7 +213,7 @@ def test_cdk_defaults_split_assets_and_use_change_sets():
     assert ("Dev", "Verify-dev", 3, 35) in names
     assert ("Dev", "OnSuccess: HealthyForBakeTime", 4, 300) in names  # the same gates as ours
     assert ("Prod", "app-prod-stateless.Prepare", 2, 25) in names
-    assert model.lead_time_s(steps) == 10 + 330 + DOCKER + (25 + 1055 + 35 + 300) + (25 + 45 + 655 + 600)
+    assert model.lead_time_s(steps) == 10 + BUILD + DOCKER + (25 + 1055 + 35 + 300) + (25 + 45 + 655 + 600)
 
 
 def test_monthly_cost_from_sizes():
