@@ -31,7 +31,7 @@ node_modules/.installed: package.json package-lock.json $(VENV)/.installed
 install: $(VENV)/.installed node_modules/.installed ## create the venv and install the pinned Python deps and CDK CLI
 
 # cdk-nag and aws-cdk-lib's template validation run once per pipeline build, in its `make synth` (buildspec.yml sets
-# DELIVERY_VALIDATE=1; a finding fails the build), and in `make deploy`; a developer's `make synth` skips both
+# DELIVERY_VALIDATE=1; a cdk-nag finding fails the build), and in `make deploy`; a developer's `make synth` skips both
 # (DELIVERY_VALIDATE=1 make synth to run them) and `make check` runs cdk-nag and cfn-lint in the tests.
 .PHONY: synth
 synth: export DELIVERY_VALIDATE ?= 0
