@@ -30,8 +30,12 @@ node_modules/.installed: package.json package-lock.json $(VENV)/.installed
 .PHONY: install
 install: $(VENV)/.installed node_modules/.installed ## create the venv and install the pinned Python deps and CDK CLI
 
+# cdk-nag and aws-cdk-lib's template validation run once per pipeline build, in its `make synth` (buildspec.yml sets
+# DELIVERY_VALIDATE=1; a cdk-nag finding fails the build), and in `make deploy`; a developer's `make synth` skips both
+# (DELIVERY_VALIDATE=1 make synth to run them) and `make check` runs cdk-nag and cfn-lint in the tests.
 .PHONY: synth
-synth: install ## synthesize the whole system offline into cdk.out and summarize it
+synth: export DELIVERY_VALIDATE ?= 0
+synth: install ## synthesize the whole system offline into cdk.out and summarize it (no cdk-nag or template validation unless DELIVERY_VALIDATE=1)
 	$(CDK) synth --quiet
 	$(BIN)/python -m tools.summary cdk.out
 
@@ -40,17 +44,21 @@ test: install ## run every test (starts the Docker engine for container tests wh
 	bash scripts/container-engine.sh ensure
 	$(PYTEST) -n 2 tests
 
+# One xdist worker per CPU the build may use (nproc honours CPU affinity; the pipeline's MEDIUM build has 4), at most
+# 4: each worker runs its own jsii node process (~0.5 GB). PYTEST_WORKERS=n make check to choose.
+PYTEST_WORKERS ?= $(shell n=$$(nproc 2>/dev/null || echo 2); echo $$(( n < 2 ? 2 : n > 4 ? 4 : n )))
+
 .PHONY: check
-check: install ## what the pipeline's build runs: every test that needs no Docker engine
-	$(PYTEST) -n 2 tests --ignore=tests/container
+check: install ## what the pipeline's build runs: every test that needs no Docker engine (DELIVERY_TEST_ASSEMBLY=cdk.out: test that assembly)
+	$(PYTEST) -n $(PYTEST_WORKERS) tests --ignore=tests/container
 
 .PHONY: preflight
 preflight: $(VENV)/.installed ## read-only checks of your AWS accounts before deploying
 	$(BIN)/python -m tools.preflight
 
 .PHONY: deploy
-deploy: install preflight ## deploy the pipeline stack once (runs preflight first; refuses placeholder account ids)
-	DELIVERY_REQUIRE_REAL_ACCOUNTS=1 $(CDK) deploy --all --require-approval broadening
+deploy: install preflight ## deploy the pipeline stack once (runs preflight first, validates with cdk-nag; refuses placeholder account ids)
+	DELIVERY_VALIDATE=1 DELIVERY_REQUIRE_REAL_ACCOUNTS=1 $(CDK) deploy --all --require-approval broadening
 
 .PHONY: bootstrap-policy
 bootstrap-policy: install ## the scoped cdk bootstrap execution policy and its commands: KIND=environment|pipeline [ACCOUNT=id]

@@ -6,11 +6,11 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import aws_cdk as cdk
-from cdk_nag import AwsSolutionsChecks, NIST80053R5Checks
 
 from config import AppConfig, ConfigError, load_config, read_context
 from pipeline.pipeline_stack import PipelineStack
@@ -31,11 +31,24 @@ def default_context() -> dict[str, Any]:
 
 def register_compliance(app: cdk.App) -> None:
     """cdk-nag 3 runs as validation plugins: an unacknowledged finding makes app.synth() fail."""
+    # Imported here: loading cdk-nag's jsii assembly costs about half a second that a synth without it need not pay.
+    from cdk_nag import AwsSolutionsChecks, NIST80053R5Checks
+
     cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app), NIST80053R5Checks(app))
 
 
-def build(app: cdk.App, config: AppConfig) -> PipelineStack:
-    register_compliance(app)
+def validating(environ: Mapping[str, str]) -> bool:
+    """DELIVERY_VALIDATE=0 (`make synth`) skips cdk-nag and aws-cdk-lib's template validation; unset means validate,
+    so `cdk deploy` and `cdk synth` without make check everything."""
+    value = environ.get("DELIVERY_VALIDATE", "1")
+    if value not in ("0", "1"):
+        raise ConfigError(f"DELIVERY_VALIDATE must be 0 or 1, not {value!r}")
+    return value == "1"
+
+
+def build(app: cdk.App, config: AppConfig, *, compliance: bool = True) -> PipelineStack:
+    if compliance:
+        register_compliance(app)
     stack = PipelineStack(
         app,
         f"{config.project}-{config.service_name}-pipeline",
@@ -50,7 +63,12 @@ def build(app: cdk.App, config: AppConfig) -> PipelineStack:
 
 
 def main() -> None:
-    app = cdk.App(context=default_context())
+    try:
+        validate = validating(os.environ)
+    except ConfigError as error:
+        print(f"ConfigError: {error}", file=sys.stderr)
+        sys.exit(2)
+    app = cdk.App(context=default_context(), builtin_cloud_formation_validation=validate)
     context = app.node.get_all_context()
     try:
         config = load_config(
@@ -65,8 +83,14 @@ def main() -> None:
             "set real accounts before deploying (README: Configuration).",
             file=sys.stderr,
         )
-    build(app, config)
+    build(app, config, compliance=validate)
     app.synth()
+    if not validate:
+        print(
+            "NOTE: DELIVERY_VALIDATE=0: no cdk-nag, no template validation in this synth; `make check` runs cdk-nag "
+            "and cfn-lint, `make deploy` and the pipeline's build run both validations.",
+            file=sys.stderr,
+        )
 
 
 if __name__ == "__main__":

@@ -35,16 +35,29 @@ def acknowledge_wildcards(scope: IConstruct, allowed: list[tuple[str, str]]) -> 
     pattern, each with the reason given for that pattern. Anything else stays a finding. Returns the ids."""
     patterns = [(re.compile(pattern), reason) for pattern, reason in allowed]
     acknowledged = []
-    for node in scope.node.find_all():
-        if not isinstance(node, iam.CfnPolicy):
-            continue
-        statements = Stack.of(node).resolve(node.policy_document)["Statement"]
-        for finding in sorted(_wildcard_findings(statements)):
+    nodes = scope.node.find_all()
+    policies = [node for node in nodes if isinstance(node, iam.CfnPolicy)]
+    # find_all starts with scope itself; a stack below it means the policies may belong to different stacks.
+    one_stack = not any(isinstance(node, Stack) for node in nodes[1:])
+    for policy, document in zip(policies, _resolved_documents(scope, policies, one_stack=one_stack), strict=True):
+        reasons = {}
+        for finding in sorted(_wildcard_findings(document["Statement"])):
             reason = next((r for p, r in patterns if p.search(finding)), None)
             if reason:
-                acknowledge(node, {f"{IAM5}[{finding}]": reason})
+                reasons[f"{IAM5}[{finding}]"] = reason
                 acknowledged.append(finding)
+        if reasons:
+            acknowledge(policy, reasons)
     return acknowledged
+
+
+def _resolved_documents(scope: IConstruct, policies: list[iam.CfnPolicy], *, one_stack: bool) -> list[dict[str, Any]]:
+    # Each call into aws-cdk-lib is a round trip to node: resolve every document of one stack in a single call.
+    if not policies:
+        return []
+    if one_stack:
+        return Stack.of(scope).resolve([policy.policy_document for policy in policies])
+    return [Stack.of(policy).resolve(policy.policy_document) for policy in policies]
 
 
 def _wildcard_findings(statements: list[dict[str, Any]]) -> set[str]:

@@ -1,4 +1,6 @@
-"""One synthesis of the whole app per test session (with cdk-nag), shared by every infrastructure test."""
+"""One synthesis of the whole app per test session (with cdk-nag), shared by every infrastructure test: either
+the fixture's own, or with DELIVERY_TEST_ASSEMBLY=<dir> the assembly a validated `make synth` wrote there (the
+pipeline's build: buildspec.yml)."""
 
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ from aws_cdk.assertions import Template
 
 import app as app_module
 from config import AppConfig, load_config
+from stages.nag import PACKS
 
 
 @pytest.fixture(scope="session")
@@ -34,8 +37,31 @@ def _synthesize(outdir: Path, context: dict[str, Any], config: AppConfig) -> Non
     app.synth()
 
 
+def _validated(directory: Path) -> Path:
+    """The assembly of a validated synth: every cdk-nag pack ran on it and concluded success."""
+    report = directory / "validation-report.json"
+    if not (directory / "manifest.json").exists() or not report.exists():
+        pytest.fail(
+            f"DELIVERY_TEST_ASSEMBLY={directory}: no validated cloud assembly there "
+            "(run `DELIVERY_VALIDATE=1 make synth` first, or unset DELIVERY_TEST_ASSEMBLY)",
+            pytrace=False,
+        )
+    conclusions = {r["pluginName"]: r.get("conclusion") for r in json.loads(report.read_text())["pluginReports"]}
+    missing = [pack for pack in PACKS if conclusions.get(pack) != "success"]
+    if missing:
+        pytest.fail(
+            f"DELIVERY_TEST_ASSEMBLY={directory}: cdk-nag {', '.join(missing)} did not pass on it: {conclusions}",
+            pytrace=False,
+        )
+    return directory
+
+
 @pytest.fixture(scope="session")
 def assembly_dir(tmp_path_factory: pytest.TempPathFactory, context: dict[str, Any], config: AppConfig) -> Path:
+    given = os.environ.get("DELIVERY_TEST_ASSEMBLY")
+    if given:
+        # Synthesizing again would run cdk-nag a second time in the same build.
+        return _validated(Path(given).resolve())
     run = os.environ.get("PYTEST_XDIST_TESTRUNUID")
     if not run:
         outdir = tmp_path_factory.mktemp("cdk.out")
