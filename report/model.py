@@ -21,12 +21,17 @@ CODEBUILD_PROVISION_S = 90
 CODEBUILD_LAMBDA_PROVISION_S = 5
 PREVIOUS_CODEBUILD_PROVISION_S = 45
 # The Build action's commands (buildspec.yml), measured on the 2-vCPU development machine (bench/README.md, "The
-# pipeline's Build step"); CodeBuild MEDIUM has 4 vCPUs and `make check` then runs 4 workers, which this does not
-# count. make install: venv 13 s + pip install without bytecode compilation (PIP_NO_COMPILE) 65 s from a local wheel
-# mirror + 20 s of downloads from PyPI (estimate) + npm ci 2 s.
-BUILD_INSTALL_S = 100
-BUILD_SYNTH_S = 21  # make synth with cdk-nag and the template validator (the build's only synth)
-BUILD_TESTS_S = 204  # make check, -n 2, on that validated assembly
+# pipeline's Build step", and the assumptions below); CodeBuild MEDIUM has 4 vCPUs and `make` runs 4 test workers
+# there, which this does not credit. make install: venv 6.5 s + pip install without bytecode compilation
+# (PIP_INSTALL_FLAGS=--no-compile) 65 s from a local wheel mirror + 20 s of downloads from PyPI (estimate) + npm ci 2 s.
+BUILD_INSTALL_S = 94
+# What pip's bytecode compilation of the lock adds (149.6 s with it, 65.2 s without, same machine).
+PIP_COMPILE_S = 84
+BUILD_SYNTH_S = 12  # make synth with cdk-nag and the template validator (the build's only synth)
+BUILD_TESTS_S = 92  # make check-assembly, -n 2, on that validated assembly (601 tests; 91.6 s, 2026-12-01 15:11 UTC)
+# The ServiceTests action beside it (pipeline/tests_action.py): make install, then make check-service.
+SERVICE_TESTS_S = 82
+SERVICE_TESTS_ACTION = "ServiceTests"  # pipeline/tests_action.py
 # Installing the pinned CLI: `make bench` row "pipeline tools" measured 1.7 s (aws-cdk) and 1.3 s (cdk-assets) from
 # this machine's npm mirror, plus 0.6–1.9 s to start; from the public registry in AWS, 10 s (estimate).
 TOOL_INSTALL_S = 10
@@ -90,12 +95,16 @@ ASSUMPTIONS: list[tuple[str, str, str]] = [
     ("CodeBuild start on Lambda compute (BUILD_LAMBDA_*)", f"{CODEBUILD_LAMBDA_PROVISION_S} s",
      f"estimate (\"starts in seconds\"); {DOCS['codebuild_compute']}"),
     ("Build action: make install", f"{BUILD_INSTALL_S} s",
-     "measured on the 2-vCPU development machine (bench/README.md, \"The pipeline's Build step\"): venv 13 s, pip "
-     "install without bytecode compilation 65 s (149.6 s with it), npm ci 2 s; plus 20 s of PyPI downloads (estimate)"),
+     "measured on the 2-vCPU development machine, 2026-12-01: venv 6.5 s (5.1–7.0 s, 3 runs), pip install without "
+     "bytecode compilation 65.2 s (149.6 s with it), npm ci 2 s (bench/README.md); plus 20 s of PyPI downloads "
+     "(estimate)"),
     ("Build action: make synth (cdk-nag and template validation, once per build)", f"{BUILD_SYNTH_S} s",
-     "measured, same place"),
-    ("Build action: make check (every test without Docker, on that assembly)", f"{BUILD_TESTS_S} s",
-     "measured with 2 workers on 2 vCPUs, same place (CodeBuild MEDIUM's 4 vCPUs not credited)"),
+     "measured on the 2-vCPU development machine, 2026-12-01 15:07 UTC, load 1.2–1.7: 12.3 s"),
+    ("Build action: make check-assembly (every test without Docker but the service's, on that assembly)",
+     f"{BUILD_TESTS_S} s", "measured with 2 workers on 2 vCPUs (CodeBuild MEDIUM's 4 vCPUs and the 4 workers "
+     "`make` starts there not credited)"),
+    ("ServiceTests action (beside Build): make install + make check-service (163 tests, a real PostgreSQL)",
+     f"{BUILD_INSTALL_S} s + {SERVICE_TESTS_S} s", "measured with 2 workers on 2 vCPUs, 2026-12-01 15:10 UTC: 81.8 s"),
     ("Pinned CDK tool install (npm aws-cdk or cdk-assets into /tmp) per action", f"{TOOL_INSTALL_S} s",
      "estimate from the public npm registry; measured from this machine's mirror: `make bench` rows \"pipeline "
      "tools\" (1.3–1.7 s install, 0.6–1.9 s start)"),
@@ -495,6 +504,8 @@ class Timing:
     stage_conditions: bool  # model BeforeEntry / OnSuccess conditions (gate watch, deployment window)
     lambda_compute: bool = True  # price Lambda-compute projects as Lambda (False: as standard compute)
     noop_updates: bool = True  # a stack the commit leaves unchanged costs a no-op update
+    split_tests: bool = True  # the service's tests run in their own action beside Build (False: inside Build)
+    pip_no_compile: bool = True  # make install skips pip's bytecode compilation
 
 
 CURRENT = Timing(label="this model", provision_standard_s=CODEBUILD_PROVISION_S,
@@ -502,7 +513,8 @@ CURRENT = Timing(label="this model", provision_standard_s=CODEBUILD_PROVISION_S,
 PREVIOUS = Timing(label="previous model", provision_standard_s=PREVIOUS_CODEBUILD_PROVISION_S,
                   provision_lambda_s=PREVIOUS_CODEBUILD_PROVISION_S, stage_conditions=False, noop_updates=False)
 # This model with issue 12's levers taken out: every CodeBuild action on standard compute, every stack fully updated.
-BEFORE_LEVERS = replace(CURRENT, label="before the levers", lambda_compute=False, noop_updates=False)
+BEFORE_LEVERS = replace(CURRENT, label="before the levers", lambda_compute=False, noop_updates=False,
+                        split_tests=False, pip_no_compile=False)
 # CDK Pipelines' defaults put every CodeBuild action on standard compute.
 CDK_DEFAULTS = replace(CURRENT, label="CDK Pipelines defaults", lambda_compute=False)
 
@@ -562,8 +574,10 @@ def gate_seconds(template: dict, function) -> int:
     return _int(variables["BAKE_SECONDS"])
 
 
-def _codebuild_work(name: str) -> tuple[tuple[str, int], ...]:
+def _codebuild_work(name: str, timing: Timing, *, tests_beside: bool = False) -> tuple[tuple[str, int], ...]:
+    """tests_beside: the pipeline has a ServiceTests action (whose tests Build ran itself before the split)."""
     lowered = name.lower()
+    install = BUILD_INSTALL_S + (0 if timing.pip_no_compile else PIP_COMPILE_S)
     if "selfmutat" in lowered:
         return (("self-mutation", SELF_MUTATE_WORK_S),)
     if lowered.startswith("verify"):
@@ -571,7 +585,10 @@ def _codebuild_work(name: str) -> tuple[tuple[str, int], ...]:
     if "broadening" in lowered or "securitycheck" in lowered:
         return (("IAM check", SECURITY_CHECK_WORK_S),)
     if lowered in {"build", "synth"}:
-        return (("install", BUILD_INSTALL_S), ("synth", BUILD_SYNTH_S), ("tests", BUILD_TESTS_S))
+        service = (("service tests", SERVICE_TESTS_S),) if tests_beside and not timing.split_tests else ()
+        return (("install", install), ("synth", BUILD_SYNTH_S), ("tests", BUILD_TESTS_S), *service)
+    if lowered == SERVICE_TESTS_ACTION.lower():
+        return (("install", install), ("service tests", SERVICE_TESTS_S))
     return (("work", GENERIC_BUILD_WORK_S),)
 
 
@@ -641,6 +658,7 @@ def pipeline_steps(pipeline: dict, *, services: dict[str, Service], assets: dict
     """
     template = template or {}
     projects = codebuild_projects(template)
+    tests_beside = any(a["Name"] == SERVICE_TESTS_ACTION for st in pipeline.get("Stages", []) for a in st.get("Actions", []))
     steps: list[Step] = []
     for stage in pipeline.get("Stages", []):
         members: list[Step] = []
@@ -656,6 +674,8 @@ def pipeline_steps(pipeline: dict, *, services: dict[str, Service], assets: dict
                 kind, segs = "approval", ((HUMAN_WAIT_LABEL, 0),)
             elif category == "Source":
                 kind, segs = "source", (("fetch", SOURCE_S),)
+            elif provider == "CodeBuild" and action["Name"] == SERVICE_TESTS_ACTION and not timing.split_tests:
+                continue  # before the split, the Build action ran these tests itself
             elif provider == "CodeBuild":
                 kind = "codebuild"
                 ref = _ref(config.get("ProjectName"))
@@ -667,7 +687,7 @@ def pipeline_steps(pipeline: dict, *, services: dict[str, Service], assets: dict
                 if _is_asset_action(action["Name"]):
                     segs = _asset_segments(action["Name"], assets, provision_s=provision, image_exists=image_exists)
                 else:
-                    segs = (("provision", provision), *_codebuild_work(action["Name"]))
+                    segs = (("provision", provision), *_codebuild_work(action["Name"], timing, tests_beside=tests_beside))
             elif provider == "CloudFormation":
                 mode = config.get("ActionMode", "CREATE_UPDATE")
                 if mode == "CHANGE_SET_REPLACE":

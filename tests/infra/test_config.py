@@ -209,3 +209,13 @@ def test_the_database_version_is_one_aws_cdk_lib_knows_rds_offers(context):
 def test_names_too_long_for_iam_roles_are_refused(context):
     with pytest.raises(ConfigError, match="at most 48 fit the IAM role names"):
         load_config(with_override(with_override(context, "service_name", "long-service-name-for-roles"), "project", "delivery-platform"), {})
+
+
+def test_delivery_validate_is_0_or_1_and_validates_when_unset():
+    import app as app_module
+
+    assert app_module.validating({}) is True
+    assert app_module.validating({"DELIVERY_VALIDATE": "1"}) is True
+    assert app_module.validating({"DELIVERY_VALIDATE": "0"}) is False
+    with pytest.raises(ConfigError, match="DELIVERY_VALIDATE must be 0 or 1"):
+        app_module.validating({"DELIVERY_VALIDATE": "yes"})

@@ -272,3 +272,39 @@ def test_verify_fits_in_a_lambda_build_and_bounds_every_wait(pipeline_template, 
         # Every wait the scripts make is set here (they would fall back to their own longer defaults).
         waits = variables["VERIFY_TIMEOUT_SECONDS"] + (variables["IMAGE_SCAN_TIMEOUT_SECONDS"] if scans else 0)
         assert waits < budgets[scans] and variables["VERIFY_POLL_SECONDS"] <= 10
+
+
+def test_the_build_validates_once_and_tests_the_assembly_it_deploys():
+    # cdk-nag and the template validator run in the build's `make synth`; `make check` then tests that same cdk.out,
+    # the Build action's output: what deploys is what was validated and tested.
+    spec = read_buildspec(ROOT / "buildspec.yml")
+    assert spec.env["DELIVERY_VALIDATE"] == "1" and spec.env["DELIVERY_TEST_ASSEMBLY"] == "cdk.out"
+    assert spec.build.index("make synth") < spec.build.index("make check-assembly")
+    # pip skips bytecode compilation in the build (Python compiles what it imports, once).
+    assert spec.env["PIP_INSTALL_FLAGS"] == "--no-compile"
+
+
+def _recipe(target: str) -> str:
+    """The command of a Makefile target (its first recipe line)."""
+    lines = (ROOT / "Makefile").read_text().splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith(f"{target}:"))
+    return lines[start + 1].strip()
+
+
+def test_every_test_without_docker_runs_before_anything_deploys_in_two_parallel_actions(pipeline, pipeline_template):
+    build = actions(pipeline, "Build")
+    assert [a["Name"] for a in build] == ["Build", "ServiceTests"]
+    assert {a["RunOrder"] for a in build} == {1}  # in parallel; the stage (and every deploy) waits for both
+    (source,) = actions(pipeline, "Source")
+    assert all(a["InputArtifacts"] == source["OutputArtifacts"] for a in build)
+    # Together the two actions run what `make check` runs: check-assembly leaves out only the service's tests,
+    # which check-service runs.
+    assert read_buildspec(ROOT / "buildspec.yml").build[-1] == "make check-assembly"
+    assert read_buildspec(ROOT / "buildspec-service-tests.yml").build == ["make check-service"]
+    check = _recipe("check").split()
+    assert _recipe("check-assembly").split() == [*check, "--ignore=tests/service"]
+    assert _recipe("check-service").split()[-1] == "tests/service" and "tests" not in _recipe("check-service").split()
+    # Its project: standard compute with chosen runtimes (the runtime test covers it), the artifact key, our logs.
+    (project,) = [p["Properties"] for p in resources_of(pipeline_template, "AWS::CodeBuild::Project").values()
+                  if "make check-service" in json.dumps(p["Properties"]["Source"].get("BuildSpec", ""))]
+    assert project["EncryptionKey"] and project["LogsConfig"]["CloudWatchLogs"]["Status"] == "ENABLED"

@@ -76,8 +76,9 @@ def test_reader_and_renderer_write_report_and_picture(tmp_path):
     assert f"**{work} of work** + **17 min 00 s of bakes and gates** = **{total}** in total" in text
     assert f"commit → prod (no human waits): {total}**" in text
     assert f"| **total** | **{total}** | **{revert}** |" in text
-    # Before the levers, Verify-dev started on standard compute: 85 s more.
-    assert f"| **commit → prod work** | | **{fmt(1004 + extra + 85)}** | **{work}** | **−1 min 25 s** |" in text
+    # Before the levers, Verify-dev started on standard compute (85 s more) and pip byte-compiled the lock.
+    saved = 85 + model.PIP_COMPILE_S
+    assert f"| **commit → prod work** | | **{fmt(1004 + extra + saved)}** | **{work}** | **−{fmt(saved)}** |" in text
     assert "Prod canary step bake (traffic held at 10 %) 2 min 00 s; Prod post-rollout bake 10 min 00 s" in text
     assert "| fast **(fastest)** | 10 s | 2/3 | 1 min 50 s |" in text
     assert "Bad canary at 10 % traffic: rollback decision ≤ 5 min 00 s, canary step bake 2 min 00 s" in text

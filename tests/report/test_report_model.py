@@ -1,7 +1,7 @@
 import pytest
 
 from report import model
-from tests.report.fixtures import action, pipeline_template, service_template, stateful_template
+from tests.report.fixtures import action, codebuild, pipeline_template, service_template, stateful_template
 
 pytestmark = pytest.mark.xdist_group("report")
 
@@ -279,7 +279,8 @@ def test_before_the_levers_prices_lambda_compute_as_standard():
     verify = lambda steps: {s.name: s for s in steps}["Verify-dev"]  # noqa: E731
     assert verify(after).segments[0] == ("provision", 5)
     assert verify(before).segments[0] == ("provision", 90)
-    assert model.lead_time(before).work_s - model.lead_time(after).work_s == 85  # Verify-dev on the path
+    # Verify-dev on the path, and pip byte-compiling the lock in Build.
+    assert model.lead_time(before).work_s - model.lead_time(after).work_s == 85 + model.PIP_COMPILE_S
 
 
 def test_docker_pushes_once_per_destination():
@@ -287,3 +288,16 @@ def test_docker_pushes_once_per_destination():
                                  template=pipeline_template(), assets={"docker": 1, "file": 2, "docker_destinations": 3})
     docker = {s.name: s for s in steps}["DockerAssets"]
     assert docker.segments[-1] == ("push to 3 registries", 3 * model.DOCKER_PUSH_S)
+
+
+def test_the_service_tests_run_beside_build_and_before_inside_it():
+    template = pipeline_template()
+    build = next(st for st in template["Resources"]["Pipeline"]["Properties"]["Stages"] if st["Name"] == "Build")
+    build["Actions"].append(codebuild(model.SERVICE_TESTS_ACTION, "BuildProject"))
+    after = {s.name: s for s in _steps(template)}
+    assert after[model.SERVICE_TESTS_ACTION].segments[-1] == ("service tests", model.SERVICE_TESTS_S)
+    assert ("service tests", model.SERVICE_TESTS_S) not in after["Build"].segments
+    before = {s.name: s for s in _steps(template, timing=model.BEFORE_LEVERS)}
+    assert model.SERVICE_TESTS_ACTION not in before
+    assert before["Build"].segments[-1] == ("service tests", model.SERVICE_TESTS_S)
+    assert before["Build"].duration_s - after["Build"].duration_s == model.SERVICE_TESTS_S + model.PIP_COMPILE_S

@@ -1,0 +1,31 @@
+"""The report reads the real assembly: which stacks a service change touches, and what the asset actions publish."""
+
+from __future__ import annotations
+
+import pytest
+
+from report.assembly import read_assembly
+from report.render import build_report
+from report import model
+
+pytestmark = pytest.mark.xdist_group("infra")
+
+
+def test_only_the_stacks_that_hold_the_image_change_with_the_service(assembly_dir, config):
+    assembly = read_assembly(assembly_dir)
+    names = {e.name: e for e in config.environments}
+    assert assembly.image_stacks == {f"{config.project}-{config.service_name}-{n}-stateless" for n in names}
+    stateful = {f"{config.project}-{config.service_name}-{n}-stateful" for n in names}
+    assert stateful <= assembly.stacks_without_image and not assembly.stacks_without_image & assembly.image_stacks
+    # One push per distinct environment account and region (CDK publishes each image once per destination).
+    assert assembly.docker_destinations == len({(e.account, e.region) for e in config.environments})
+    assert assembly.file_publishes >= 1
+
+
+def test_the_modelled_release_fits_issue_12s_budget_and_the_revert_is_faster(assembly_dir):
+    # Issue 12: commit → prod work (bakes apart) at most 20 minutes; the revert (image in ECR) faster still.
+    report = build_report(read_assembly(assembly_dir))
+    release, revert = report.lead, model.lead_time(report.revert)
+    assert release.work_s <= 20 * 60, release
+    assert revert.work_s < release.work_s
+    assert revert.bakes_and_gates_s == release.bakes_and_gates_s
