@@ -308,3 +308,17 @@ def test_every_test_without_docker_runs_before_anything_deploys_in_two_parallel_
     (project,) = [p["Properties"] for p in resources_of(pipeline_template, "AWS::CodeBuild::Project").values()
                   if "make check-service" in json.dumps(p["Properties"]["Source"].get("BuildSpec", ""))]
     assert project["EncryptionKey"] and project["LogsConfig"]["CloudWatchLogs"]["Status"] == "ENABLED"
+
+
+def test_the_broadening_check_calls_the_cli_it_installed_and_still_approves(pipeline_template):
+    (spec,) = [p["Properties"]["Source"]["BuildSpec"] for name, p in
+               resources_of(pipeline_template, "AWS::CodeBuild::Project").items() if "SecurityCheck" in name]
+    text = "".join(part if isinstance(part, str) else "TOKEN" for part in spec["Fn::Join"][1])
+    commands = json.loads(text)["phases"]["build"]["commands"]
+    cli = json.loads((ROOT / "package.json").read_text())["devDependencies"]["aws-cdk"]
+    assert commands[0] == f"npm install --no-audit --no-fund --prefix {TOOLS_PREFIX} aws-cdk@{cli}"
+    check = next(c for c in commands if "--security-only" in c)
+    assert check.startswith(f"if {TOOLS_PREFIX}/node_modules/.bin/cdk diff -a . --security-only --fail ")
+    # No change found: it still invokes CDK's approve function, which approves the Confirm action.
+    assert "aws lambda invoke --function-name TOKEN" in check
+    assert json.loads(text)["env"]["exported-variables"] == ["LINK", "MESSAGE"]
