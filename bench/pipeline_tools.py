@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -31,12 +32,12 @@ def _install_and_start(package: str, binary: str) -> tuple[float, float]:
         install = procs.run(
             ["npm", "install", "--no-audit", "--no-fund", "--cache", str(root / "cache"), "--prefix",
              str(root / "prefix"), f"{package}@{_pinned(package)}"],
-            cwd=root, env=_env(), timeout=TIMEOUT_SECONDS, measure_memory=False,
+            cwd=root, env=_env({}), timeout=TIMEOUT_SECONDS, measure_memory=False,
         )
         if install.returncode != 0:
             raise RuntimeError(f"npm install {package} failed:\n{install.output_tail}")
         start = procs.run([str(root / "prefix" / "node_modules" / ".bin" / binary), "--version"], cwd=root,
-                          env=_env(), timeout=TIMEOUT_SECONDS, measure_memory=False)
+                          env=_env({}), timeout=TIMEOUT_SECONDS, measure_memory=False)
         if start.returncode != 0:
             raise RuntimeError(f"{binary} --version failed:\n{start.output_tail}")
         return install.seconds, start.seconds
@@ -44,8 +45,30 @@ def _install_and_start(package: str, binary: str) -> tuple[float, float]:
         shutil.rmtree(root, ignore_errors=True)
 
 
+def _verify_install() -> float:
+    """Verify's install on Lambda compute: the pinned boto3 into an empty /tmp target, no pip cache."""
+    from pipeline.verification import BOTO3
+
+    root = Path(tempfile.mkdtemp(prefix="bench-tools-"))
+    try:
+        measured = procs.run(
+            [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-cache-dir",
+             "--target", str(root / "python"), BOTO3],
+            cwd=root, env=_env({}), timeout=TIMEOUT_SECONDS, measure_memory=False,
+        )
+        if measured.returncode != 0:
+            raise RuntimeError(f"pip install {BOTO3} failed:\n{measured.output_tail}")
+        return measured.seconds
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
 def run(*, repetitions: int) -> dict[str, Any]:
     result: dict[str, Any] = {"repetitions": repetitions}
+    from pipeline.verification import BOTO3
+
+    result["verify_install"] = {"package": BOTO3, "seconds": summary([_verify_install() for _ in range(repetitions)])}
+    print(f"[pipeline_tools] {BOTO3}: install {result['verify_install']['seconds']['median']} s", flush=True)
     for package, binary in (("aws-cdk", "cdk"), ("cdk-assets", "cdk-assets")):
         samples = [_install_and_start(package, binary) for _ in range(repetitions)]
         result[package] = {

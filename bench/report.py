@@ -92,6 +92,9 @@ def table(results: dict[str, Any]) -> str:
                          f"{box['build_no_cache_seconds']} s", "base image already local; report/model.py uses it",
                          ""))
     tools = results.get("pipeline_tools")
+    if tools and "verify_install" in tools:
+        rows.append((f"pipeline tools: `pip install --target <tmp> {tools['verify_install']['package']}` (Verify's install)",
+                     spread(tools["verify_install"]["seconds"], " s"), "empty target, no pip cache", ""))
     if tools:
         for package in ("aws-cdk", "cdk-assets"):
             entry = tools[package]

@@ -165,6 +165,7 @@ class PipelineStack(Stack):
             previous = env.name
         self.pipeline.build_pipeline()
         add_service_tests(self.pipeline, self.pipeline.pipeline, log_group=build_logs)
+        self._verify_right_after_the_service(deploy_stages)
         # The environment whose health decides whether the last one may be approved (staging by default).
         self.gates: dict[str, AlarmGate] = {}
         if len(app_config.environments) > 1:
@@ -217,6 +218,22 @@ class PipelineStack(Stack):
                 check.add_step_dependency(pre[-1])
             pre.append(check)
         return pre
+
+    def _verify_right_after_the_service(self, deploy_stages: dict[str, EnvironmentConfig]) -> None:
+        """Verify reads only the service stack's outputs: it runs right after that deploy, beside any later one (the
+        us-east-1 CloudFront alarm stack), instead of after it. The stage still fails (and rolls back) if either does."""
+        pipeline = self.pipeline.pipeline
+        cfn = pipeline.node.default_child
+        assert isinstance(cfn, codepipeline.CfnPipeline)
+        stateless = {stage.node.id: stage.stateless.stack_name for stage in self.stages}
+        for index, stage in enumerate(pipeline.stages):
+            if stage.stage_name not in deploy_stages:
+                continue
+            props = [a.action_properties for a in stage.actions]
+            service = next(p for p in props if p.action_name == f"{stateless[stage.stage_name]}.Deploy")
+            for position, action in enumerate(props):
+                if action.action_name.startswith("Verify-") and (action.run_order or 1) > (service.run_order or 1) + 1:
+                    cfn.add_property_override(f"Stages.{index}.Actions.{position}.RunOrder", (service.run_order or 1) + 1)
 
     def _cli_under_tmp(self, cli_version: str) -> None:
         """Self-mutation and the permissions-broadening check run on Lambda compute with the pinned CLI under /tmp.

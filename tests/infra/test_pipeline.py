@@ -110,7 +110,9 @@ def test_each_environment_deploys_stateful_then_stateless_then_verifies(pipeline
         assert [a["Name"].split(".")[0].rsplit("-", 1)[1] for a in deploys] == expected
         assert [a["RunOrder"] for a in deploys] == sorted({a["RunOrder"] for a in deploys})
         verify = next(a for a in stage if a["Name"] == f"Verify-{env.name}")
-        assert verify["RunOrder"] > deploys[-1]["RunOrder"]
+        # Verify reads the service stack's outputs: right after that deploy, beside the alarm stack's if any.
+        assert verify["RunOrder"] == deploys[1]["RunOrder"] + 1
+        assert all(d["RunOrder"] <= verify["RunOrder"] for d in deploys)
         env_vars = json.loads(verify["Configuration"]["EnvironmentVariables"])
         names = {v["name"] for v in env_vars}
         assert {"SERVICE_URL", "CLUSTER_NAME", "SERVICE_NAME", "TASK_DEFINITION_ARN"} <= names

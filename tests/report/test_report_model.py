@@ -104,6 +104,7 @@ TOOL = model.TOOL_INSTALL_S
 DOCKER = 90 + TOOL + model.DOCKER_BASE_PULL_S + model.DOCKER_BUILD_S + model.DOCKER_PUSH_S
 BUILD_WORK = model.BUILD_INSTALL_S + model.BUILD_SYNTH_S + model.BUILD_TESTS_S
 BUILD = 90 + BUILD_WORK
+VERIFY = model.VERIFY_WORK_S
 
 
 def test_critical_path_orders_actions_and_sums_the_model():
@@ -115,13 +116,13 @@ def test_critical_path_orders_actions_and_sums_the_model():
         ("DockerAssets", "codebuild", 10 + BUILD, DOCKER),
         ("FileAssets", "codebuild", 10 + BUILD, 5 + TOOL + 2 * 10),  # Lambda compute starts in seconds
         ("app-dev-stateless.Deploy", "cloudformation", dev, 45 + 210),
-        ("Verify-dev", "codebuild", dev + 255, 5 + 30),
-        ("OnSuccess: HealthyForBakeTime", "gate", dev + 290, 300),  # the gate function's BAKE_SECONDS
-        ("BeforeEntry: DeploymentWindow", "condition", dev + 590, 0),  # calendar wait: excluded
-        ("Promote-to-prod", "approval", dev + 590, 0),
-        ("app-prod-stateless.Deploy", "cloudformation", dev + 590, 45 + 255 + 600),
+        ("Verify-dev", "codebuild", dev + 255, 5 + VERIFY),
+        ("OnSuccess: HealthyForBakeTime", "gate", dev + 260 + VERIFY, 300),  # the gate function's BAKE_SECONDS
+        ("BeforeEntry: DeploymentWindow", "condition", dev + 560 + VERIFY, 0),  # calendar wait: excluded
+        ("Promote-to-prod", "approval", dev + 560 + VERIFY, 0),
+        ("app-prod-stateless.Deploy", "cloudformation", dev + 560 + VERIFY, 45 + 255 + 600),
     ]
-    assert model.lead_time_s(steps) == dev + 590 + 900
+    assert model.lead_time_s(steps) == dev + 560 + VERIFY + 900
     assert [s.name for s in model.critical_path(steps)][2:4] == ["DockerAssets", "app-dev-stateless.Deploy"]
 
 
@@ -131,7 +132,7 @@ def test_compute_type_and_image_come_from_the_template():
     assert by_name["Verify-dev"].compute.startswith("BUILD_LAMBDA_1GB, ")
     template = pipeline_template()
     template["Resources"]["VerifyProject"]["Properties"]["Environment"]["ComputeType"] = "BUILD_GENERAL1_SMALL"
-    assert {s.name: s.duration_s for s in _steps(template)}["Verify-dev"] == 90 + 30
+    assert {s.name: s.duration_s for s in _steps(template)}["Verify-dev"] == 90 + VERIFY
     del template["Resources"]["BuildProject"]
     with pytest.raises(model.ModelError, match="BuildProject"):
         _steps(template)
@@ -149,7 +150,7 @@ def test_headline_splits_work_from_bakes_and_gates():
     steps = _steps()
     lead = model.lead_time(steps)
     # work: source, build, Docker (file assets run beside it), dev deploy, verify, prod deploy without bakes
-    assert lead.work_s == 10 + BUILD + DOCKER + 255 + 35 + 180
+    assert lead.work_s == 10 + BUILD + DOCKER + 255 + 5 + VERIFY + 180
     assert lead.bakes_and_gates_s == 300 + 120 + 600
     assert lead.total_s == model.lead_time_s(steps)
     assert model.bakes_and_gates(steps) == [("Dev", "promotion gate watch", 300),
@@ -185,7 +186,7 @@ def test_previous_model_on_the_same_template():
     # 45 s per CodeBuild start whatever the compute type, stage conditions not modelled: the old 29 min.
     previous = _steps(timing=model.PREVIOUS)
     assert not [s for s in previous if s.kind in ("gate", "condition")]
-    assert model.lead_time_s(previous) == 10 + 45 + BUILD_WORK + (DOCKER - 45) + (255 + 75) + 900
+    assert model.lead_time_s(previous) == 10 + 45 + BUILD_WORK + (DOCKER - 45) + (255 + 45 + VERIFY) + 900
     assert model.lead_time_s(_steps()) - model.lead_time_s(previous) == (45 + 45 - 40) + 300
 
 
@@ -210,10 +211,10 @@ def test_cdk_defaults_split_assets_and_use_change_sets():
     assert ("Assets", "FileAsset2", 1, 90 + TOOL + 10) in names  # one standard CodeBuild per asset
     assert ("Dev", "app-dev-stateless.Prepare", 1, 25) in names
     assert ("Dev", "app-dev-stateless.Deploy", 2, 45 + 1010) in names
-    assert ("Dev", "Verify-dev", 3, 35) in names
+    assert ("Dev", "Verify-dev", 3, 5 + VERIFY) in names
     assert ("Dev", "OnSuccess: HealthyForBakeTime", 4, 300) in names  # the same gates as ours
     assert ("Prod", "app-prod-stateless.Prepare", 2, 25) in names
-    assert model.lead_time_s(steps) == 10 + BUILD + DOCKER + (25 + 1055 + 35 + 300) + (25 + 45 + 655 + 600)
+    assert model.lead_time_s(steps) == 10 + BUILD + DOCKER + (25 + 1055 + 5 + VERIFY + 300) + (25 + 45 + 655 + 600)
 
 
 def test_monthly_cost_from_sizes():
@@ -301,3 +302,13 @@ def test_the_service_tests_run_beside_build_and_before_inside_it():
     assert model.SERVICE_TESTS_ACTION not in before
     assert before["Build"].segments[-1] == ("service tests", model.SERVICE_TESTS_S)
     assert before["Build"].duration_s - after["Build"].duration_s == model.SERVICE_TESTS_S + model.PIP_COMPILE_S
+
+
+def test_only_the_verify_that_runs_the_scan_gate_pays_for_it():
+    template = pipeline_template()
+    plain = {s.name: s for s in _steps(template)}["Verify-dev"]
+    template["Resources"]["VerifyProject"]["Properties"]["Source"] = {
+        "BuildSpec": '{"phases": {"build": {"commands": ["python3 pipeline/scripts/image_scan_gate.py"]}}}'}
+    scanning = {s.name: s for s in _steps(template)}["Verify-dev"]
+    assert ("image scan evidence", model.VERIFY_SCAN_S) in scanning.segments
+    assert scanning.duration_s - plain.duration_s == model.VERIFY_SCAN_S
