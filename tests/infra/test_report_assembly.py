@@ -29,3 +29,31 @@ def test_the_modelled_release_fits_issue_12s_budget_and_the_revert_is_faster(ass
     assert release.work_s <= 20 * 60, release
     assert revert.work_s < release.work_s
     assert revert.bakes_and_gates_s == release.bakes_and_gates_s
+
+
+def test_a_fork_with_three_accounts_stays_within_the_budget(context, tmp_path_factory):
+    # A fork's usual set-up: the pipeline and each environment in their own account. The Docker action then pushes
+    # to three registries, and the pipeline gets cross-account keys; the budget still holds.
+    import copy
+
+    import aws_cdk as cdk
+
+    import app as app_module
+    from config import load_config
+
+    forked = copy.deepcopy(context)
+    delivery = forked["delivery"]
+    delivery["pipeline"]["account"] = "111111111111"
+    delivery["source"]["connection_arn"] = delivery["source"]["connection_arn"].replace("000000000000", "111111111111")
+    for env, account in zip(delivery["environments"], ("222222222222", "333333333333", "444444444444")):
+        env["account"] = account
+    config = load_config(forked, {}, require_real_accounts=True)
+    outdir = tmp_path_factory.mktemp("fork")
+    app = cdk.App(outdir=str(outdir), context=forked)
+    app_module.build(app, config, compliance=False)
+    app.synth()
+    assembly = read_assembly(outdir)
+    assert assembly.docker_destinations == 3
+    report = build_report(assembly)
+    assert report.lead.work_s <= 20 * 60, report.lead
+    assert model.lead_time(report.revert).work_s < report.lead.work_s
