@@ -1140,12 +1140,13 @@ def test_first_deploy_passes_every_check_in_order():
     assert run(ONE_ENV, clients=world, facts=FACTS, out=out) == 0
     world.verify()
     text = out.getvalue()
-    assert [line[0] for line in check_lines(text)] == ["✓"] * 4 + ["–"] + ["✓"] * 7 + ["–"] + ["✓"] * 4
+    assert [line[0] for line in check_lines(text)] == ["✓"] * 5 + ["–"] + ["✓"] * 7 + ["–"] + ["✓"] * 4
     assert "dev: account 222222222222, eu-west-1 (lookup role of 222222222222)" in text
     assert f"✓ CDK bootstrap version 30 in {DEV}/{REGION} (needs 8, from cdk.out)" in text
     assert "✓ VPCs per Region: 1 in use + 1 for dev = 2 of 5 (applied quota L-F678F1CE)" in text
     assert "✓ reserved Lambda concurrency: 1 in the assembly (1 new) leaves 999 of 1000 unreserved" in text
-    assert text.rstrip().endswith("preflight: 15 passed, 0 failed, 0 could not be checked from here")
+    assert "✓ CodeBuild Lambda compute in eu-west-1 (self-mutation, IAM-broadening check, Verify)" in text
+    assert text.rstrip().endswith("preflight: 16 passed, 0 failed, 0 could not be checked from here")
 
 
 US_EAST_1 = "us-east-1"
@@ -1197,7 +1198,7 @@ def test_a_cloudfront_alarm_outside_us_east_1_needs_both_accounts_bootstrapped_i
     assert "delivery-notes-dev-cloudfront-alarm is not deployed yet" in text
     # Four more checks than without the alarm; the alarm stack holds no image, so no ECR check runs in us-east-1
     # (an unstubbed call would have made a "could not be checked" line).
-    assert text.rstrip().endswith("preflight: 19 passed, 0 failed, 0 could not be checked from here")
+    assert text.rstrip().endswith("preflight: 20 passed, 0 failed, 0 could not be checked from here")
 
 
 def test_missing_us_east_1_bootstrap_fails_with_the_command_that_makes_it():
@@ -1249,7 +1250,7 @@ def test_rerun_after_deploying_counts_deployed_resources_once():
     assert "✓ EC2-VPC Elastic IPs: 1 in use + 0 = 1 of 5 (default quota L-0263D0A3)" in text
     assert "eu-west-1a 1+0, each at most 5" in text
     assert "1 in the assembly (0 new) leaves 999 of 1000 unreserved" in text
-    assert "✗" not in text and "preflight: 20 passed, 0 failed" in text
+    assert "✗" not in text and "preflight: 21 passed, 0 failed" in text
 
 
 # IAM: preflight's own calls need exactly the actions the README lists (permission names from the botocore models)
@@ -1328,7 +1329,7 @@ def test_unreachable_target_account_fails_once_and_skips_its_checks():
     assert f"✗ read account {DEV}: cannot assume the lookup role of {DEV}" in text
     assert f"--trust {PIPELINE} --cloudformation-execution-policies arn:aws:iam::{DEV}:policy/{TARGET_POLICY}" in text
     assert "capacity in" not in text
-    assert "preflight: 2 passed, 3 failed, 1 could not be checked from here" in text
+    assert "preflight: 3 passed, 3 failed, 1 could not be checked from here" in text
 
 
 # --- the command line -------------------------------------------------------------------------------------------
@@ -1617,3 +1618,13 @@ def test_a_missing_certificate_names_the_config_field():
     stub.add_client_error("describe_certificate", "ResourceNotFoundException", http_status_code=400)
     (result,) = check_certificate(acm, env=env_with_tls())
     assert result.status is Status.FAILED and ".tls.certificate_arn" in result.line
+
+
+def test_lambda_compute_outside_the_documented_regions_cannot_be_checked_but_is_named():
+    from tools.preflight.compute import check_lambda_compute_region
+    from tools.preflight.results import Status
+
+    assert check_lambda_compute_region("eu-west-1").status is Status.PASSED
+    outside = check_lambda_compute_region("eu-south-2")
+    assert outside.status is not Status.PASSED and outside.status is not Status.FAILED
+    assert "eu-south-2" in outside.line and "codebuild/latest/userguide/lambda.html" in outside.line

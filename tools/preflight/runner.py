@@ -10,6 +10,7 @@ from config import AppConfig, EnvironmentConfig
 from config.model import PLACEHOLDER_ACCOUNT
 from stages.naming import environment_prefix, execution_policy_name
 from stages.regions import deploy_regions
+from tools.preflight.compute import check_lambda_compute_region
 from tools.preflight.accounts import AccountUnreachable, ClientFactory
 from tools.preflight.assembly import AssemblyFacts
 from tools.preflight.bootstrap import (
@@ -123,6 +124,7 @@ class Preflight:
         if self.report.add(identity)[0].status is not Status.PASSED:
             return False
         self._site(self.sites[(account, region)])
+        self.report.add([check_lambda_compute_region(region)])
         deployed = {r for e in self.config.environments for r in deploy_regions(e)}
         for other_region in sorted(deployed - {region}):
             if (account, other_region) not in self.sites:
