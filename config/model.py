@@ -53,6 +53,7 @@ CONNECTION_ARN = re.compile(
 )
 SECRET_ARN = re.compile(r"^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:[A-Za-z0-9/_+=.@-]+-[A-Za-z0-9]{6}$")
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+KMS_KEY_ARN = re.compile(r"^arn:aws[a-z-]*:kms:([a-z0-9-]+):(\d{12}):key/(mrk-[0-9a-f]{32}|[0-9a-f]{8}(-[0-9a-f]{4}){3}-[0-9a-f]{12})$")
 LAMBDA_ARN = re.compile(r"^arn:aws[a-z-]*:lambda:[a-z0-9-]+:\d{12}:function:[A-Za-z0-9_-]+$")
 CERTIFICATE_ARN = re.compile(r"^arn:aws[a-z-]*:acm:[a-z0-9-]+:\d{12}:certificate/[0-9a-f-]{36}$")
 # Fargate's valid CPU units and the memory (MiB) each allows.
@@ -362,6 +363,37 @@ class TlsConfig(_Frozen):
 class SharedSecretConfig(_Frozen):
     env_var: str = Field(pattern=r"^[A-Z][A-Z0-9_]{1,63}$", description="variable the task sees")
     secret: str = Field(description="secret name in the environment's account, or full ARN (required cross-account)")
+    kms_key_arn: str | None = Field(
+        default=None,
+        description="the customer-managed KMS key that encrypts the secret (required when it is in another account): "
+        "the task execution role is granted kms:Decrypt on it through Secrets Manager",
+    )
+
+    @field_validator("kms_key_arn")
+    @classmethod
+    def _kms_key_arn(cls, value: str | None) -> str | None:
+        if value is not None and not KMS_KEY_ARN.match(value):
+            raise ValueError(
+                "must be a KMS key ARN, arn:aws:kms:<region>:<account>:key/<key id> (an alias cannot be granted)"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _key_beside_secret(self) -> SharedSecretConfig:
+        if self.kms_key_arn and self.secret.startswith("arn:"):
+            key_region = KMS_KEY_ARN.match(self.kms_key_arn).group(1)  # type: ignore[union-attr]
+            secret_region = self.secret.split(":")[3]
+            if key_region != secret_region:
+                raise ValueError(
+                    f"kms_key_arn is in {key_region} but the secret in {secret_region}: Secrets Manager encrypts with a "
+                    "key of the secret's own Region"
+                )
+        return self
+
+    @property
+    def account(self) -> str | None:
+        """The account that owns the secret when given as an ARN (a name means each environment's own account)."""
+        return self.secret.split(":")[4] if self.secret.startswith("arn:") else None
 
     @field_validator("secret")
     @classmethod
@@ -510,6 +542,19 @@ class AppConfig(_Frozen):
                 f"{MAX_ENVIRONMENT_PREFIX} fit the IAM role names built from it: shorten project, service_name or "
                 "an environment name"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _cross_account_secrets_name_their_key(self) -> AppConfig:
+        for index, item in enumerate(self.shared_secrets):
+            readers = [e.name for e in self.environments if item.account and item.account != e.account]
+            if readers and not item.kms_key_arn:
+                raise ValueError(
+                    f"shared_secrets[{index}].kms_key_arn is required: {item.secret} is in account {item.account}, "
+                    f"read from {', '.join(readers)} in other accounts. A secret read across accounts is encrypted "
+                    "with a customer-managed key (the AWS-managed aws/secretsmanager key cannot be shared), and the "
+                    "task execution role needs kms:Decrypt on it: give that key's ARN"
+                )
         return self
 
     @property

@@ -46,6 +46,14 @@ class AppSecrets(Construct):
             },
         )
         self.shared: dict[str, secretsmanager.ISecret] = {}
+        # (key ARN, the secret's Region) of shared secrets under a customer-managed key: the task execution role
+        # needs kms:Decrypt on each, through Secrets Manager (web_service.py); across accounts the key policy alone
+        # is not enough.
+        self.shared_keys: tuple[tuple[str, str], ...] = tuple(
+            (item.kms_key_arn, item.secret.split(":")[3] if item.secret.startswith("arn:") else config.region)
+            for item in shared
+            if item.kms_key_arn
+        )
         for item in shared:
             construct_id = "Shared" + "".join(part.capitalize() for part in item.env_var.split("_"))
             if item.secret.startswith("arn:"):

@@ -111,6 +111,14 @@ class WebService(Construct):
         )
         self.task_definition.add_to_task_role_policy(decrypt_via_secrets_manager)
         self.task_definition.add_to_execution_role_policy(decrypt_via_secrets_manager)
+        for key_arn, secret_region in secrets.shared_keys:
+            self.task_definition.add_to_execution_role_policy(
+                iam.PolicyStatement(
+                    actions=["kms:Decrypt"],
+                    resources=[key_arn],
+                    conditions={"StringEquals": {"kms:ViaService": f"secretsmanager.{secret_region}.amazonaws.com"}},
+                )
+            )
 
         self.security_group = ec2.SecurityGroup(
             self, "SecurityGroup", vpc=vpc, description="Service tasks: container port from the ALB only",

@@ -260,13 +260,13 @@ def test_connection_not_found_points_at_the_config_field():
 
 # --- 4. shared secrets ------------------------------------------------------------------------------------------
 
+KEY_ARN = f"arn:aws:kms:{REGION}:{SECRET_OWNER}:key/1234abcd-12ab-34cd-56ef-1234567890ab"
 PARTNER_CONFIG = app_config(
     shared_secrets=[
         {"env_var": "THIRD_PARTY_API_KEY", "secret": "shared/third-party-api-key"},
-        {"env_var": "PARTNER_TOKEN", "secret": PARTNER_SECRET_ARN},
+        {"env_var": "PARTNER_TOKEN", "secret": PARTNER_SECRET_ARN, "kms_key_arn": KEY_ARN},
     ]
 )
-KEY_ARN = f"arn:aws:kms:{REGION}:{SECRET_OWNER}:key/1234abcd-12ab-34cd-56ef-1234567890ab"
 
 
 def described(arn, name, key=None):
@@ -287,12 +287,12 @@ def allow(principal, action, condition=None):
     return statement
 
 
-def key_metadata(manager="CUSTOMER"):
+def key_metadata(manager="CUSTOMER", arn=KEY_ARN):
     return {
         "KeyMetadata": {
             "AWSAccountId": SECRET_OWNER,
-            "KeyId": KEY_ARN.rsplit("/", 1)[1],
-            "Arn": KEY_ARN,
+            "KeyId": arn.rsplit("/", 1)[1],
+            "Arn": arn,
             "KeyManager": manager,
         }
     }
@@ -1075,7 +1075,7 @@ PARTNER_ONE_ENV = app_config(
     environments=("dev",),
     shared_secrets=[
         {"env_var": "THIRD_PARTY_API_KEY", "secret": "shared/third-party-api-key"},
-        {"env_var": "PARTNER_TOKEN", "secret": PARTNER_SECRET_ARN},
+        {"env_var": "PARTNER_TOKEN", "secret": PARTNER_SECRET_ARN, "kms_key_arn": KEY_ARN},
     ],
 )
 
@@ -1628,3 +1628,22 @@ def test_lambda_compute_outside_the_documented_regions_cannot_be_checked_but_is_
     outside = check_lambda_compute_region("eu-south-2")
     assert outside.status is not Status.PASSED and outside.status is not Status.FAILED
     assert "eu-south-2" in outside.line and "codebuild/latest/userguide/lambda.html" in outside.line
+
+
+# The execution role is granted kms:Decrypt on the key cdk.json names; the secret must really use that key
+def test_a_secret_on_another_key_than_cdk_json_names_fails():
+    secrets, stub = client("secretsmanager")
+    kms, kms_stub = client("kms")
+    other = f"arn:aws:kms:{REGION}:{SECRET_OWNER}:key/99999999-12ab-34cd-56ef-1234567890ab"
+    stub.add_response(
+        "describe_secret", described(PARTNER_SECRET_ARN, "shared/partner-token", other), {"SecretId": PARTNER_SECRET_ARN}
+    )
+    stub.add_response(
+        "get_resource_policy",
+        {"ResourcePolicy": secret_policy(allow({"AWS": TASK_EXECUTION_ROLE}, "secretsmanager:GetSecretValue"))},
+        {"SecretId": PARTNER_SECRET_ARN},
+    )
+    kms_stub.add_response("describe_key", key_metadata("CUSTOMER", other), {"KeyId": other})
+    _, _, key = check_shared_secret(secrets, kms, secret=partner())
+    assert key.status is Status.FAILED
+    assert f"encrypted with {other}" in key.line and "shared_secrets[].kms_key_arn" in key.line

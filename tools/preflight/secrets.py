@@ -30,6 +30,7 @@ class SharedSecret:
     region: str
     reader_account: str
     reader_role_arn: str  # the environment's task execution role
+    key_arn: str | None = None  # the key cdk.json names (shared_secrets[].kms_key_arn): the one the role may use
 
     @property
     def cross_account(self) -> bool:
@@ -46,7 +47,7 @@ def shared_secret(item: SharedSecretConfig, *, app: AppConfig, env: EnvironmentC
     else:
         region, account = env.region, env.account
     reader = role_arn(role_name(app, env, "task-execution"), account=env.account, region=env.region)
-    return SharedSecret(item.env_var, item.secret, account, region, env.account, reader)
+    return SharedSecret(item.env_var, item.secret, account, region, env.account, reader, item.kms_key_arn)
 
 
 def check_shared_secret(secretsmanager: Any, kms: Any, *, secret: SharedSecret) -> list[Result]:
@@ -127,6 +128,12 @@ def _key_policy(kms: Any, *, secret: SharedSecret, arn: str, key_id: str | None)
         metadata = kms.describe_key(KeyId=key_id)["KeyMetadata"]
         if metadata.get("KeyManager") == "AWS":
             return managed
+        if secret.key_arn and metadata["Arn"] != secret.key_arn:
+            return failed(
+                f"{secret.label} is encrypted with {metadata['Arn']}, but cdk.json names {secret.key_arn}: the task "
+                "execution role may decrypt only with the key it names",
+                f"set shared_secrets[].kms_key_arn to {metadata['Arn']} in cdk.json",
+            )
         policy = kms.get_key_policy(KeyId=metadata["Arn"])["Policy"]
     except ClientError as error:
         if not is_access_denied(error):
