@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from report.assembly import read_assembly
@@ -57,3 +59,11 @@ def test_a_fork_with_three_accounts_stays_within_the_budget(context, tmp_path_fa
     report = build_report(assembly)
     assert report.lead.work_s <= 20 * 60, report.lead
     assert model.lead_time(report.revert).work_s < report.lead.work_s
+
+
+def test_the_report_knows_the_service_tests_action_by_the_name_the_pipeline_gives_it(pipeline_template):
+    # report/model.py stays free of CDK imports, so it repeats the name; a rename must change both.
+    from pipeline.tests_action import ACTION_NAME
+
+    assert model.SERVICE_TESTS_ACTION == ACTION_NAME
+    assert ACTION_NAME in json.dumps(pipeline_template)
