@@ -14,6 +14,7 @@ import aws_cdk as cdk
 
 from config import AppConfig, ConfigError, load_config, read_context
 from pipeline.pipeline_stack import PipelineStack
+from stages.nag import acknowledgments_recorded
 from stages.tagging import apply_standard_tags
 
 ROOT = Path(__file__).resolve().parent
@@ -47,17 +48,20 @@ def validating(environ: Mapping[str, str]) -> bool:
 
 
 def build(app: cdk.App, config: AppConfig, *, compliance: bool = True) -> PipelineStack:
+    """compliance=False: a synth without validation (cdk-nag, and the caller turns aws-cdk-lib's validator off), so no
+    acknowledgment is recorded either."""
     if compliance:
         register_compliance(app)
-    stack = PipelineStack(
-        app,
-        f"{config.project}-{config.service_name}-pipeline",
-        app_config=config,
-        cli_version=cli_version(),
-        cdk_assets_version=cli_version("cdk-assets"),
-        env=cdk.Environment(account=config.pipeline.account, region=config.pipeline.region),
-        description=f"{config.project}/{config.service_name}: self-mutating delivery pipeline",
-    )
+    with acknowledgments_recorded(compliance):
+        stack = PipelineStack(
+            app,
+            f"{config.project}-{config.service_name}-pipeline",
+            app_config=config,
+            cli_version=cli_version(),
+            cdk_assets_version=cli_version("cdk-assets"),
+            env=cdk.Environment(account=config.pipeline.account, region=config.pipeline.region),
+            description=f"{config.project}/{config.service_name}: self-mutating delivery pipeline",
+        )
     apply_standard_tags(stack, config.standard_tags(None))
     return stack
 

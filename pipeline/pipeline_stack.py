@@ -33,6 +33,7 @@ from pipeline.tests_action import add_service_tests
 from pipeline.verification import verification_step
 from stages.retention import retention
 from stages.nag import acknowledge, acknowledge_wildcards
+from stages.pipeline_support import cover_pipeline_support_stacks
 from stages.service_stage import ServiceStage
 
 REPOSITORY_ROOT = Path(__file__).resolve().parent.parent
@@ -164,6 +165,8 @@ class PipelineStack(Stack):
             self.stages.append(stage)
             previous = env.name
         self.pipeline.build_pipeline()
+        # A deploy action in us-east-1 made CodePipeline add a support stack there (stages/pipeline_support.py).
+        cover_pipeline_support_stacks(self, app_config.standard_tags(None))
         add_service_tests(self.pipeline, self.pipeline.pipeline, log_group=build_logs)
         self._verify_right_after_the_service(deploy_stages)
         # The environment whose health decides whether the last one may be approved (staging by default).
@@ -222,18 +225,19 @@ class PipelineStack(Stack):
     def _verify_right_after_the_service(self, deploy_stages: dict[str, EnvironmentConfig]) -> None:
         """Verify reads only the service stack's outputs: it runs right after that deploy, beside any later one (the
         us-east-1 CloudFront alarm stack), instead of after it. The stage still fails (and rolls back) if either does."""
-        pipeline = self.pipeline.pipeline
-        cfn = pipeline.node.default_child
+        cfn = self.pipeline.pipeline.node.default_child
         assert isinstance(cfn, codepipeline.CfnPipeline)
         stateless = {stage.node.id: stage.stateless.stack_name for stage in self.stages}
-        for index, stage in enumerate(pipeline.stages):
-            if stage.stage_name not in deploy_stages:
+        # One resolve of the pipeline's stages instead of three round trips to node per action.
+        for index, stage in enumerate(self.resolve(cfn.stages)):
+            if stage["name"] not in deploy_stages:
                 continue
-            props = [a.action_properties for a in stage.actions]
-            service = next(p for p in props if p.action_name == f"{stateless[stage.stage_name]}.Deploy")
-            for position, action in enumerate(props):
-                if action.action_name.startswith("Verify-") and (action.run_order or 1) > (service.run_order or 1) + 1:
-                    cfn.add_property_override(f"Stages.{index}.Actions.{position}.RunOrder", (service.run_order or 1) + 1)
+            actions = stage["actions"]
+            service = next(a for a in actions if a["name"] == f"{stateless[stage['name']]}.Deploy")
+            after = service.get("runOrder", 1) + 1
+            for position, action in enumerate(actions):
+                if action["name"].startswith("Verify-") and action.get("runOrder", 1) > after:
+                    cfn.add_property_override(f"Stages.{index}.Actions.{position}.RunOrder", after)
 
     def _cli_under_tmp(self, cli_version: str) -> None:
         """Self-mutation and the permissions-broadening check run on Lambda compute with the pinned CLI under /tmp.

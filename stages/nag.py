@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
 from aws_cdk import Acknowledgment, Stack, Validations
@@ -12,11 +15,33 @@ from constructs import IConstruct
 IAM5 = "AwsSolutions-IAM5"
 PACKS = ("AwsSolutions", "NIST.800.53.R5")
 
+# Acknowledgments are read only by validation (the cdk-nag packs and aws-cdk-lib's template validator). A synth that
+# runs neither (`make synth`, DELIVERY_VALIDATE=0) need not pay the round trips to node that recording them costs; the
+# templates are the same either way (tests/infra/test_report_assembly.py compares them).
+_recording: ContextVar[bool] = ContextVar("delivery_acknowledgments_recorded", default=True)
+
+
+def recording_acknowledgments() -> bool:
+    return _recording.get()
+
+
+@contextmanager
+def acknowledgments_recorded(enabled: bool) -> Iterator[None]:
+    """Within this block, acknowledge() and acknowledge_wildcards() record acknowledgments only if enabled; the
+    reasons are checked either way."""
+    token = _recording.set(enabled)
+    try:
+        yield
+    finally:
+        _recording.reset(token)
+
 
 def acknowledge(scope: IConstruct, reasons: dict[str, str]) -> None:
     short = [rule for rule, reason in reasons.items() if len(reason.strip()) < 30]
     if short:
         raise ValueError(f"acknowledgments need the reason a security reviewer would accept: {short}")
+    if not _recording.get():
+        return
     Validations.of(scope).acknowledge(
         *(Acknowledgment(id=_qualified(rule), reason=reason) for rule, reason in reasons.items())
     )
@@ -34,7 +59,9 @@ def acknowledge_wildcards(scope: IConstruct, allowed: list[tuple[str, str]]) -> 
     """Acknowledge IAM5 wildcard findings of generated policies under scope, but only those matching an allowed
     pattern, each with the reason given for that pattern. Anything else stays a finding. Returns the ids."""
     patterns = [(re.compile(pattern), reason) for pattern, reason in allowed]
-    acknowledged = []
+    acknowledged: list[str] = []
+    if not _recording.get():
+        return acknowledged
     nodes = scope.node.find_all()
     policies = [node for node in nodes if isinstance(node, iam.CfnPolicy)]
     # find_all starts with scope itself; a stack below it means the policies may belong to different stacks.

@@ -10,7 +10,6 @@ from stages.nag import acknowledge
 from stages.tagging import apply_standard_tags
 from stages.cloudfront_alarm_stack import CloudFrontAlarmStack, grant_paging_endpoints
 from stages.cross_region_tags import tag_cross_region_providers
-from stages.pipeline_support import cover_pipeline_support_stacks
 from stages.regions import CLOUDFRONT_METRICS_REGION, separate_cloudfront_alarm
 from stages.stateful_stack import StatefulStack
 from stages.stateless_stack import StatelessStack
@@ -77,6 +76,4 @@ class ServiceStage(Stage):
         grant_paging_endpoints(self.stateless, app_config=app_config, config=config)
         for each in (self.stateless, stack):
             tag_cross_region_providers(each, app_config.standard_tags(config))
-        # A deploy action in us-east-1 makes CodePipeline add a support stack there (stages/pipeline_support.py).
-        cover_pipeline_support_stacks(self, app_config.standard_tags(None))
         return stack
