@@ -18,6 +18,7 @@ from aws_cdk.assertions import Template
 import app as app_module
 from config import AppConfig, load_config
 from stages.nag import PACKS
+from tests.infra import configured
 
 
 @pytest.fixture(scope="session")
@@ -28,6 +29,17 @@ def context() -> dict[str, Any]:
 @pytest.fixture(scope="session")
 def config(context: dict[str, Any]) -> AppConfig:
     return load_config(context, {})
+
+
+@pytest.fixture(scope="session")
+def example_context() -> dict[str, Any]:
+    """The example configuration this repository ships (tests/infra/example_context.json), whatever cdk.json holds."""
+    return configured.example_context()
+
+
+@pytest.fixture(scope="session")
+def example_config(example_context: dict[str, Any]) -> AppConfig:
+    return load_config(example_context, {})
 
 
 def _synthesize(outdir: Path, context: dict[str, Any], config: AppConfig) -> None:
@@ -95,10 +107,8 @@ def templates(assembly_dir: Path) -> dict[str, dict[str, Any]]:
 
 @pytest.fixture(scope="session")
 def template_of(templates: dict[str, dict[str, Any]], config: AppConfig) -> Callable[[str, str], Template]:
-    prefix = f"{config.project}-{config.service_name}-pipeline"
-
     def get(env: str, kind: str) -> Template:
-        return Template.from_json(templates[f"{prefix}/{env.capitalize()}/{kind}"])
+        return Template.from_json(templates[configured.stack_path(config, env, kind)])
 
     return get
 
