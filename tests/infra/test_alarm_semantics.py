@@ -16,15 +16,16 @@ from moto.events.models import EventPattern
 from config import AppConfig
 from stages.alarm_timing import decision_bound_s, deployment_alarm_timings, minimum_step_bake
 from stages.naming import DEPLOYMENT_ALARMS, alarm_name
+from tests.infra.configured import environment_names, environments_with, shifts_traffic, stack_path
 from tests.infra.conftest import resources_of
 from tests.infra.metric_math import MetricMathError, evaluate, metric_stats
 
 pytestmark = pytest.mark.xdist_group("infra")
-ENVS = ["dev", "staging", "prod"]
+ENVS = environment_names()
 
 
 def stateless(templates: dict[str, dict[str, Any]], config: AppConfig, env: str) -> dict[str, Any]:
-    return templates[f"{config.project}-{config.service_name}-pipeline/{env.capitalize()}/Stateless"]
+    return templates[stack_path(config, env, "Stateless")]
 
 
 def alarm(template: dict[str, Any], config: AppConfig, env: str, kind: str) -> dict[str, Any]:
@@ -107,13 +108,14 @@ def test_load_balancer_5xx_count_in_the_deployment_error_rate(templates, config,
 
 
 # ALB docs, TargetConnectionErrorCount: "The number of connections that were not successfully established between the load balancer and target"; HTTPCode_Target_5XX_Count and RequestCount have the dimensions "TargetGroup, LoadBalancer".
-def test_a_bad_canary_is_judged_at_its_own_rate(templates, config) -> None:
-    template = stateless(templates, config, "prod")
+@pytest.mark.parametrize("env", environments_with("a CANARY deployment", lambda e: e.deployment.strategy == "CANARY"))
+def test_a_bad_canary_is_judged_at_its_own_rate(templates, config, env) -> None:
+    template = stateless(templates, config, env)
     deployment = service(template)["DeploymentConfiguration"]
     share = deployment["CanaryConfiguration"]["CanaryPercent"]
     canary = service(template)["LoadBalancers"][0]["AdvancedConfiguration"]["AlternateTargetGroupArn"]["Ref"]
     (stable,) = [k for k in resources_of(template, "AWS::ElasticLoadBalancingV2::TargetGroup") if k != canary]
-    threshold = config.environment("prod").alarms.error_rate_percent
+    threshold = config.environment(env).alarms.error_rate_percent
     # The canary fails often enough to matter, yet diluted by the other (100 - share) % it stays under the threshold.
     canary_rate = threshold * 50 / share
     requests = 10_000.0
@@ -124,9 +126,9 @@ def test_a_bad_canary_is_judged_at_its_own_rate(templates, config) -> None:
         ("HTTPCode_Target_5XX_Count", canary): requests * share / 100 * canary_rate / 100,
         ("RequestCount", stable): requests * (100 - share) / 100,
     }
-    lb = alarm(template, config, "prod", "5xx-rate")
+    lb = alarm(template, config, env, "5xx-rate")
     assert evaluate(lb["Metrics"], datapoints(lb, minute)) == pytest.approx(threshold / 2)
-    groups = alarm(template, config, "prod", "tg-5xx-rate")
+    groups = alarm(template, config, env, "tg-5xx-rate")
     assert evaluate(groups["Metrics"], datapoints(groups, minute)) == pytest.approx(canary_rate)
     assert canary_rate >= groups["Threshold"] == threshold
     # Canary tasks that refuse connections (crash loop): every request to the canary group fails.
@@ -153,16 +155,8 @@ def test_every_target_group_is_judged_alone_and_an_idle_one_reads_zero(templates
 # Item 5: the traffic shift bakes at least as long as the slowest deployment alarm needs to decide.
 
 
-def shifting_environments() -> list[str]:
-    from app import default_context
-    from config import load_config
-
-    config = load_config(default_context(), {})
-    return [env for env in ENVS if config.environment(env).deployment.strategy != "ROLLING"]
-
-
 # ECS docs: "Canary bake time - The duration to monitor the canary version before proceeding with full deployment"; CloudWatch docs: "Datapoints to Alarm is the number of data points within the Evaluation Periods that must be breaching to cause the alarm to go to the ALARM state."
-@pytest.mark.parametrize("env", shifting_environments())
+@pytest.mark.parametrize("env", environments_with("a traffic-shifting deployment", shifts_traffic))
 def test_traffic_shift_bakes_until_every_deployment_alarm_can_decide(templates, config, env) -> None:
     template = stateless(templates, config, env)
     deployment = service(template)["DeploymentConfiguration"]

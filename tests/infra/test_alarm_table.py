@@ -11,13 +11,13 @@ import pytest
 from config import AppConfig
 from stages.naming import DEPLOYMENT_ALARMS, alarm_name
 from stages.regions import separate_cloudfront_alarm
+from tests.infra.configured import stack_path
 from tests.infra.conftest import resources_of
 from tools.alarm_table import AlarmRow, collect, main, render
 
 pytestmark = pytest.mark.xdist_group("infra")
 
 REPO = Path(__file__).resolve().parents[2]
-ENVS = ["dev", "staging", "prod"]
 
 WARNING = {"Ref": "AlertsWarningTopic1A2B"}
 CRITICAL = {"Ref": "AlertsCriticalTopic3C4D"}
@@ -250,20 +250,20 @@ def test_missing_assembly_exits_2_with_a_hint(tmp_path: Path, capsys: pytest.Cap
 
 
 def stateless(templates: dict[str, dict[str, Any]], config: AppConfig, env: str) -> dict[str, Any]:
-    return templates[f"{config.project}-{config.service_name}-pipeline/{env.capitalize()}/Stateless"]
+    return templates[stack_path(config, env, "Stateless")]
 
 
 def test_real_assembly_every_alarm_of_every_environment(
     assembly_dir: Path, templates: dict[str, dict[str, Any]], config: AppConfig
 ) -> None:
     envs = {env.environment: env for env in collect(assembly_dir)}
-    assert list(envs) == ENVS
-    for name in ENVS:
+    assert list(envs) == [e.name for e in config.environments]
+    for name in envs:
         template = stateless(templates, config, name)
         alarms = resources_of(template, "AWS::CloudWatch::Alarm")
         composites = resources_of(template, "AWS::CloudWatch::CompositeAlarm")
         # The CloudFront alarm of an environment outside us-east-1 lives in its own stack there, and pages alone.
-        edge = templates.get(f"{config.project}-{config.service_name}-pipeline/{name.capitalize()}/CloudFrontAlarm")
+        edge = templates.get(stack_path(config, name, "CloudFrontAlarm"))
         edge_alarms = resources_of(edge, "AWS::CloudWatch::Alarm") if edge else {}
         assert bool(edge_alarms) == separate_cloudfront_alarm(config.environment(name)), name
         rows = envs[name].rows
@@ -317,9 +317,10 @@ def test_cli_writes_the_tables_for_the_real_assembly(
     )
     assert result.returncode == 0, result.stderr
     text = out.read_text()
-    assert [line for line in text.splitlines() if line.startswith("## ")] == [f"## {env}" for env in ENVS]
-    dev = text.split("## dev", 1)[1].split("## staging", 1)[0]
-    rows = [line for line in dev.splitlines() if line.startswith("| ") and not line.startswith("| alarm |")]
-    template = stateless(templates, config, "dev")
+    names = [env.name for env in config.environments]
+    assert [line for line in text.splitlines() if line.startswith("## ")] == [f"## {env}" for env in names]
+    first = text.split(f"## {names[0]}\n", 1)[1].split("\n## ", 1)[0]
+    rows = [line for line in first.splitlines() if line.startswith("| ") and not line.startswith("| alarm |")]
+    template = stateless(templates, config, names[0])
     declared = resources_of(template, "AWS::CloudWatch::Alarm") | resources_of(template, "AWS::CloudWatch::CompositeAlarm")
     assert len(rows) == len(declared) and sum(line.endswith("| yes |") for line in rows) == len(DEPLOYMENT_ALARMS)

@@ -11,6 +11,7 @@ import pytest
 from aws_cdk import aws_ecr_assets as ecr_assets
 
 from stages.stateless_stack import REPOSITORY_ROOT
+from tests.infra.configured import stage_id
 
 pytestmark = pytest.mark.xdist_group("infra")
 
@@ -60,15 +61,17 @@ def test_changing_a_service_file_changes_the_hash_and_reverting_restores_it(chec
     assert image_hash(checkout) == before
 
 
-def test_the_synthesized_image_context_holds_only_the_image_inputs(assembly_dir):
-    manifest = json.loads((assembly_dir / "assembly-delivery-notes-pipeline-Prod" / "manifest.json").read_text())
+def test_the_synthesized_image_context_holds_only_the_image_inputs(assembly_dir, config):
+    # The last environment's nested assembly (every environment builds the same image).
+    stage = assembly_dir / f"assembly-{config.project}-{config.service_name}-pipeline-{stage_id(config.environments[-1])}"
+    manifest = json.loads((stage / "manifest.json").read_text())
     asset_manifests = [a for a in manifest["artifacts"].values() if a["type"] == "cdk:asset-manifest"]
     images = {}
     for artifact in asset_manifests:
-        path = assembly_dir / "assembly-delivery-notes-pipeline-Prod" / artifact["properties"]["file"]
+        path = stage / artifact["properties"]["file"]
         images.update(json.loads(path.read_text()).get("dockerImages", {}))
     (image,) = images.values()
-    context = assembly_dir / "assembly-delivery-notes-pipeline-Prod" / image["source"]["directory"]
+    context = stage / image["source"]["directory"]
     if not context.exists():
         context = assembly_dir / image["source"]["directory"]
     top = sorted(p.name for p in context.iterdir() if p.name != ".dockerignore")

@@ -839,24 +839,41 @@ def test_tool_prints_the_policy_and_the_commands(
     assert bootstrap_policy.main(["--account-kind", "environment", "--account", "12345"], environ={}) == 2
 
 
-def test_an_environment_with_a_cloudfront_alarm_elsewhere_bootstraps_us_east_1_too(config: AppConfig) -> None:
+def bootstrapped_regions(lines: list[str]) -> list[str]:
+    return [line.split()[3].rsplit("/", 1)[1] for line in lines if line.startswith("npx cdk bootstrap")]
+
+
+def test_an_environment_with_a_cloudfront_alarm_elsewhere_bootstraps_us_east_1_too(example_config: AppConfig) -> None:
     # The alarm stack deploys to the environment's account in us-east-1, and CodePipeline's support stack (its
     # us-east-1 artifact bucket) to the pipeline account there (stages/regions.py decides from config).
-    prod = config.environment("prod")
+    prod = example_config.environment("prod")
     assert prod.region != "us-east-1" and prod.alarms.cloudfront_5xx_rate_percent is not None
-    environment = bootstrap_policy.commands(config, kind="environment", account="222233334444", policy_file="p.json")
+    environment = bootstrap_policy.commands(example_config, kind="environment", account="222233334444", policy_file="p.json")
     assert [line.split()[3] for line in environment if line.startswith("npx cdk bootstrap")] == [
         f"aws://222233334444/{prod.region}", "aws://222233334444/us-east-1"
     ]
     assert all("--trust" in line for line in environment if line.startswith("npx cdk bootstrap"))
-    pipeline = bootstrap_policy.commands(config, kind="pipeline", account="111122223333", policy_file="p.json")
+    pipeline = bootstrap_policy.commands(example_config, kind="pipeline", account="111122223333", policy_file="p.json")
     assert "npx cdk bootstrap aws://111122223333/us-east-1 --cloudformation-execution-policies" in "\n".join(pipeline)
 
 
-def test_without_a_cloudfront_alarm_no_us_east_1_bootstrap_is_asked_for(context: dict[str, Any]) -> None:
+def test_every_configured_region_is_bootstrapped_and_us_east_1_only_for_a_cloudfront_alarm(config: AppConfig) -> None:
+    # An environment deploys to its region, and to us-east-1 when its CloudFront alarm cannot live in its own region.
+    alarmed = {"us-east-1"} if any(
+        e.alarms.cloudfront_5xx_rate_percent is not None and not (e.tls and e.tls.terminate == "alb")
+        for e in config.environments
+    ) else set()
+    regions = {e.region for e in config.environments} | alarmed
+    environment = bootstrap_policy.commands(config, kind="environment", account="222233334444", policy_file="p.json")
+    assert bootstrapped_regions(environment) == sorted(regions)
+    pipeline = bootstrap_policy.commands(config, kind="pipeline", account="111122223333", policy_file="p.json")
+    assert bootstrapped_regions(pipeline) == [config.pipeline.region, *sorted(regions - {config.pipeline.region})]
+
+
+def test_without_a_cloudfront_alarm_no_us_east_1_bootstrap_is_asked_for(example_context: dict[str, Any]) -> None:
     from config import load_config
 
-    changed = copy.deepcopy(context)
+    changed = copy.deepcopy(example_context)
     for env in changed["delivery"]["environments"]:
         env.get("alarms", {}).pop("cloudfront_5xx_rate_percent", None)
     config = load_config(changed, {})

@@ -8,6 +8,7 @@ import copy
 import json
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -16,21 +17,28 @@ import pytest
 from aws_cdk.assertions import Template
 
 import app as app_module
-from config import AppConfig, ConfigError, load_config
+from config import AppConfig, ConfigError, EnvironmentConfig, load_config
 from stages.naming import alarm_name, cloudfront_paging_topic_name
 from stages.regions import separate_cloudfront_alarm
 from stages.service_stage import ServiceStage
 from tests.infra.cfn_model import Assembly
+from tests.infra.configured import environment_names, environments_with, stage_id
 from tests.infra.conftest import resources_of
 from tests.infra.metric_math import evaluate, metric_stats
 
 pytestmark = pytest.mark.xdist_group("infra")
-ENVS = ["dev", "staging", "prod"]
+ENVS = environment_names()
+# The environments whose CloudFront alarm lives in its own us-east-1 stack (prod in the example).
+ALARMED = environments_with("a CloudFront 5xx alarm outside us-east-1", separate_cloudfront_alarm)
 # CloudFront Developer Guide, "Monitoring CloudFront metrics": AWS/CloudFront in us-east-1, Region=Global.
 CLOUDFRONT_REGION = "us-east-1"
 ROOT = Path(__file__).resolve().parents[2]
 PAGER = "https://pager.example.com/hook"
-FORWARDER = "arn:aws:lambda:eu-west-1:000000000000:function:chat-forwarder"
+
+
+def forwarder(env: EnvironmentConfig, region: str | None = None) -> str:
+    """A chat-forwarder Lambda function of the environment's account (config wants it in the environment's region)."""
+    return f"arn:aws:lambda:{region or env.region}:{env.account}:function:chat-forwarder"
 
 
 @pytest.fixture(scope="module")
@@ -47,9 +55,9 @@ def only(resources: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     return item
 
 
-def test_prod_pages_on_cloudfront_5xx_and_dev_and_staging_do_not(config):
-    # cdk.json: only prod sets alarms.cloudfront_5xx_rate_percent; prod is in eu-west-1, so its alarm is separate.
-    assert [e.name for e in config.environments if separate_cloudfront_alarm(e)] == ["prod"]
+def test_the_examples_prod_pages_on_cloudfront_5xx_and_dev_and_staging_do_not(example_config):
+    # The example: only prod sets alarms.cloudfront_5xx_rate_percent; prod is in eu-west-1, so its alarm is separate.
+    assert [e.name for e in example_config.environments if separate_cloudfront_alarm(e)] == ["prod"]
 
 
 @pytest.mark.parametrize("env", ENVS)
@@ -66,14 +74,15 @@ def test_the_alarm_stack_is_in_us_east_1_of_the_environments_account(assembly, c
     assert alarm_name(config, cfg, "cloudfront-5xx-rate") not in names
 
 
-def prod_alarm(assembly, config) -> tuple[Any, dict[str, Any]]:
-    stack = assembly.stacks[stack_name(config, "prod", "cloudfront-alarm")]
+def edge_alarm(assembly, config, env: str) -> tuple[Any, dict[str, Any]]:
+    stack = assembly.stacks[stack_name(config, env, "cloudfront-alarm")]
     _, alarm = only(resources_of(stack.template, "AWS::CloudWatch::Alarm"))
     return stack, alarm["Properties"]
 
 
-def test_the_alarm_watches_the_environments_own_distribution_through_the_cross_region_reference(assembly, config):
-    stack, props = prod_alarm(assembly, config)
+@pytest.mark.parametrize("env", ALARMED)
+def test_the_alarm_watches_the_environments_own_distribution_through_the_cross_region_reference(assembly, config, env):
+    stack, props = edge_alarm(assembly, config, env)
     stats = metric_stats(props["Metrics"])
     assert {s["name"] for s in stats.values()} == {"5xxErrorRate", "Requests"}
     dimensions = [s["dimensions"] for s in stats.values()]
@@ -87,17 +96,18 @@ def test_the_alarm_watches_the_environments_own_distribution_through_the_cross_r
     assert reader["Properties"]["ReaderProps"]["imports"][parameter] == f"{{{{resolve:ssm:{parameter}}}}}"
     assert parameter.startswith(f"/cdk/exports/{stack.name}/")
     # Producer: the writer custom resource in the Stateless stack puts the distribution's Ref into that parameter.
-    stateless = assembly.stacks[stack_name(config, "prod", "stateless")]
+    stateless = assembly.stacks[stack_name(config, env, "stateless")]
     _, writer = only(resources_of(stateless.template, "Custom::CrossRegionExportWriter"))
     assert writer["Properties"]["WriterProps"]["region"] == CLOUDFRONT_REGION
     distribution, _ = only(resources_of(stateless.template, "AWS::CloudFront::Distribution"))
     assert writer["Properties"]["WriterProps"]["exports"][parameter] == {"Ref": distribution}
 
 
-def test_one_failed_request_of_two_does_not_page_but_a_real_error_rate_does(assembly, config):
+@pytest.mark.parametrize("env", ALARMED)
+def test_one_failed_request_of_two_does_not_page_but_a_real_error_rate_does(assembly, config, env):
     # 5xxErrorRate is a percentage of requests (CloudFront Developer Guide): tiny traffic makes huge percentages.
-    _, props = prod_alarm(assembly, config)
-    cfg = config.environment("prod")
+    _, props = edge_alarm(assembly, config, env)
+    cfg = config.environment(env)
     threshold = cfg.alarms.cloudfront_5xx_rate_percent
     minimum = cfg.alarms.cloudfront_min_requests
     assert props["Threshold"] == threshold and props["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
@@ -116,11 +126,12 @@ def test_one_failed_request_of_two_does_not_page_but_a_real_error_rate_does(asse
     assert props["AlarmName"] == alarm_name(config, cfg, "cloudfront-5xx-rate")
 
 
-def test_it_pages_through_an_encrypted_tls_only_topic_in_us_east_1(assembly, config):
-    stack, props = prod_alarm(assembly, config)
+@pytest.mark.parametrize("env", ALARMED)
+def test_it_pages_through_an_encrypted_tls_only_topic_in_us_east_1(assembly, config, env):
+    stack, props = edge_alarm(assembly, config, env)
     topic_id, topic = only(resources_of(stack.template, "AWS::SNS::Topic"))
     assert props["AlarmActions"] == props["OKActions"] == [{"Ref": topic_id}]
-    assert topic["Properties"]["TopicName"] == cloudfront_paging_topic_name(config, config.environment("prod"))
+    assert topic["Properties"]["TopicName"] == cloudfront_paging_topic_name(config, config.environment(env))
     key_id, key = only(resources_of(stack.template, "AWS::KMS::Key"))
     assert topic["Properties"]["KmsMasterKeyId"] == {"Fn::GetAtt": [key_id, "Arn"]}
     assert key["Properties"]["EnableKeyRotation"] is True
@@ -133,10 +144,11 @@ def test_it_pages_through_an_encrypted_tls_only_topic_in_us_east_1(assembly, con
     assert deny["Effect"] == "Deny" and deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
 
 
-def test_the_cross_region_reference_functions_touch_only_their_parameters(assembly, config):
+@pytest.mark.parametrize("env", ALARMED)
+def test_the_cross_region_reference_functions_touch_only_their_parameters(assembly, config, env):
     # What cross_region_references adds, so a new CDK version widening it shows up here.
-    writer_stack = assembly.stacks[stack_name(config, "prod", "stateless")]
-    reader_stack = assembly.stacks[stack_name(config, "prod", "cloudfront-alarm")]
+    writer_stack = assembly.stacks[stack_name(config, env, "stateless")]
+    reader_stack = assembly.stacks[stack_name(config, env, "cloudfront-alarm")]
     for stack, kind, actions, resource in (
         (writer_stack, "Writer", {"ssm:DeleteParameters", "ssm:ListTagsForResource", "ssm:GetParameters", "ssm:PutParameter"},
          f"arn:aws:ssm:{CLOUDFRONT_REGION}:{writer_stack.account}:parameter/cdk/exports/*"),
@@ -166,28 +178,59 @@ def test_the_pipeline_deploys_the_distribution_before_its_alarm_in_us_east_1(pip
             continue
         assert alarm["Region"] == CLOUDFRONT_REGION
         assert alarm["RunOrder"] > by_name[stack_name(config, env.name, "stateless")]["RunOrder"]
-    stores = {s["Region"] for s in pipeline["Properties"]["ArtifactStores"]}
-    assert stores == {config.pipeline.region, CLOUDFRONT_REGION}
+    # One artifact store per region the pipeline deploys to (a single-region pipeline has just ArtifactStore).
+    regions = {config.pipeline.region, *(e.region for e in config.environments)}
+    regions |= {CLOUDFRONT_REGION} if any(separate_cloudfront_alarm(e) for e in config.environments) else set()
+    stores = pipeline["Properties"].get("ArtifactStores")
+    assert ({s["Region"] for s in stores} if stores else {config.pipeline.region}) == regions
+    assert (stores is None) == (len(regions) == 1)
 
 
 # --- Variants synthesized here: a us-east-1 environment, escalation endpoints, cdk-nag on both ---------------------
+# Both change one configured environment: one with a CloudFront alarm in its own stack (prod in the example), else
+# the last one outside us-east-1, else the last.
 
 
-def variant(context: dict[str, Any], **overrides: Any) -> dict[str, Any]:
+def varied(config: AppConfig) -> EnvironmentConfig:
+    elsewhere = [e for e in config.environments if e.region != CLOUDFRONT_REGION]
+    return next((e for e in config.environments if separate_cloudfront_alarm(e)), (elsewhere or config.environments)[-1])
+
+
+def variant(context: dict[str, Any], env: str, **overrides: Any) -> dict[str, Any]:
+    """The environment with each override (`-c delivery.environments.<env>.<path>=<value>`), CloudFront in front of
+    it and the alarm's threshold set."""
     found = copy.deepcopy(context)
+    (raw,) = [e for e in found["delivery"]["environments"] if e["name"] == env]
+    if raw.get("tls", {}).get("terminate") == "alb":
+        del raw["tls"]
+    raw.setdefault("alarms", {}).setdefault("cloudfront_5xx_rate_percent", 1)
     for path, value in overrides.items():
-        found[f"delivery.environments.prod.{path}"] = value if isinstance(value, str) else json.dumps(value)
+        found[f"delivery.environments.{env}.{path}"] = value if isinstance(value, str) else json.dumps(value)
     return found
 
 
-def synthesize_prod(context: dict[str, Any], outdir: Path) -> ServiceStage:
-    """prod's Stage alone, with both cdk-nag packs: app.synth() raises on any unacknowledged finding."""
+def moved(env: EnvironmentConfig, region: str) -> dict[str, Any]:
+    """Overrides that put the environment in another region, with as many of its availability zones as it has."""
+    zones = [f"{region}{letter}" for letter in "abc"[: len(env.network.availability_zones)]]
+    return {"region": region, "network.availability_zones": zones,
+            "network.nat_gateways": str(min(env.network.nat_gateways, len(zones))),
+            "notifications.critical_endpoints": [e for e in env.notifications.critical_endpoints if not e.startswith("arn:")]}
+
+
+@dataclass(frozen=True)
+class Variant:
+    stage: ServiceStage
+    env: EnvironmentConfig
+
+
+def synthesize_stage(context: dict[str, Any], env: str, outdir: Path) -> Variant:
+    """The environment's Stage alone, with both cdk-nag packs: app.synth() raises on any unacknowledged finding."""
     config = load_config(context, {})
     app = cdk.App(context=context, outdir=str(outdir))
     app_module.register_compliance(app)
-    stage = ServiceStage(app, "Prod", app_config=config, config=config.environment("prod"))
+    stage = ServiceStage(app, stage_id(env), app_config=config, config=config.environment(env))
     app.synth()
-    return stage
+    return Variant(stage, config.environment(env))
 
 
 def cfn_lint(outdir: Path) -> list[str]:
@@ -202,24 +245,24 @@ def cfn_lint(outdir: Path) -> list[str]:
 
 def test_cfn_lint_finds_nothing_in_either_variant(us_east_1_prod, paged_prod):
     # The default assembly is linted in tests/infra/test_compliance.py; these two synthesize other code paths.
-    assert cfn_lint(Path(us_east_1_prod.outdir)) == []
-    assert cfn_lint(Path(paged_prod.outdir)) == []
+    assert cfn_lint(Path(us_east_1_prod.stage.outdir)) == []
+    assert cfn_lint(Path(paged_prod.stage.outdir)) == []
 
 
 @pytest.fixture(scope="module")
-def us_east_1_prod(context, tmp_path_factory) -> ServiceStage:
-    zones = [f"us-east-1{z}" for z in "abc"]
-    return synthesize_prod(
-        variant(context, region="us-east-1", **{"network.availability_zones": zones}), tmp_path_factory.mktemp("use1")
+def us_east_1_prod(context, config, tmp_path_factory) -> Variant:
+    env = varied(config)
+    return synthesize_stage(
+        variant(context, env.name, **moved(env, CLOUDFRONT_REGION)), env.name, tmp_path_factory.mktemp("use1")
     )
 
 
 def test_in_us_east_1_the_alarm_joins_the_composite_and_no_extra_stack_exists(us_east_1_prod, config):
-    stage = us_east_1_prod
+    stage = us_east_1_prod.stage
     assert stage.cloudfront_alarm is None
     template = Template.from_stack(stage.stateless).to_json()
     assert not resources_of(template, "Custom::CrossRegionExportWriter")
-    name = alarm_name(config, config.environment("prod"), "cloudfront-5xx-rate")
+    name = alarm_name(config, us_east_1_prod.env, "cloudfront-5xx-rate")
     (alarm_id,) = [k for k, a in resources_of(template, "AWS::CloudWatch::Alarm").items()
                    if a["Properties"]["AlarmName"] == name]
     alarm = template["Resources"][alarm_id]["Properties"]
@@ -234,9 +277,15 @@ def test_in_us_east_1_the_alarm_joins_the_composite_and_no_extra_stack_exists(us
 
 
 @pytest.fixture(scope="module")
-def paged_prod(context, tmp_path_factory) -> ServiceStage:
-    notifications = {"emails": ["oncall@example.com"], "critical_endpoints": [PAGER, FORWARDER]}
-    return synthesize_prod(variant(context, notifications=notifications), tmp_path_factory.mktemp("paged"))
+def paged_prod(context, config, tmp_path_factory) -> Variant:
+    env = varied(config)
+    # Outside us-east-1, so that the alarm has its own stack there.
+    overrides = moved(env, "eu-west-1") if env.region == CLOUDFRONT_REGION else {}
+    region = overrides.get("region", env.region)
+    notifications = {"emails": ["oncall@example.com"], "critical_endpoints": [PAGER, forwarder(env, region)]}
+    return synthesize_stage(
+        variant(context, env.name, **overrides, notifications=notifications), env.name, tmp_path_factory.mktemp("paged")
+    )
 
 
 def subscriptions(template: dict[str, Any], topic_id: str) -> set[tuple[str, str]]:
@@ -248,20 +297,20 @@ def subscriptions(template: dict[str, Any], topic_id: str) -> set[tuple[str, str
 
 
 def test_the_us_east_1_topic_reaches_every_escalation_endpoint_of_the_environment(paged_prod):
-    stateless = Template.from_stack(paged_prod.stateless).to_json()
-    edge = Template.from_stack(paged_prod.cloudfront_alarm).to_json()
+    stateless = Template.from_stack(paged_prod.stage.stateless).to_json()
+    edge = Template.from_stack(paged_prod.stage.cloudfront_alarm).to_json()
     critical = next(k for k in resources_of(stateless, "AWS::SNS::Topic") if k.startswith("AlertingCritical"))
     (edge_topic,) = resources_of(edge, "AWS::SNS::Topic")
-    expected = {("email", "oncall@example.com"), ("https", PAGER), ("lambda", FORWARDER)}
+    expected = {("email", "oncall@example.com"), ("https", PAGER), ("lambda", forwarder(paged_prod.env))}
     assert subscriptions(stateless, critical) == subscriptions(edge, edge_topic) == expected
 
 
 def test_the_lambda_endpoint_is_granted_to_the_us_east_1_topic_in_the_functions_region(paged_prod, config):
     # Lambda AddPermission acts on functions of its own region only: the grant sits in the eu-west-1 Stateless stack,
     # naming the us-east-1 topic by its fixed name (a reference back would make the two stacks circular).
-    prod = config.environment("prod")
+    prod = paged_prod.env
     topic_arn = f"arn:aws:sns:us-east-1:{prod.account}:{cloudfront_paging_topic_name(config, prod)}"
-    stack = paged_prod.stateless
+    stack = paged_prod.stage.stateless
     template = Template.from_stack(stack).to_json()
     granted = [
         p["Properties"] for p in resources_of(template, "AWS::Lambda::Permission").values()
@@ -269,11 +318,12 @@ def test_the_lambda_endpoint_is_granted_to_the_us_east_1_topic_in_the_functions_
     ]
     sources = {json.dumps(stack.resolve(p["SourceArn"])): p["FunctionName"] for p in granted}
     edge_grant = json.dumps({"Fn::Join": ["", ["arn:", {"Ref": "AWS::Partition"}, topic_arn.removeprefix("arn:aws")]]})
-    assert sources.get(edge_grant) == FORWARDER
-    assert not resources_of(Template.from_stack(paged_prod.cloudfront_alarm).to_json(), "AWS::Lambda::Permission")
+    assert sources.get(edge_grant) == forwarder(prod)
+    assert not resources_of(Template.from_stack(paged_prod.stage.cloudfront_alarm).to_json(), "AWS::Lambda::Permission")
 
 
-def test_a_lambda_endpoint_outside_the_environments_region_is_refused(context):
-    elsewhere = FORWARDER.replace("eu-west-1", "us-east-1")
-    with pytest.raises(ConfigError, match="environments.prod: .*not in this environment's region eu-west-1"):
-        load_config(variant(context, notifications={"critical_endpoints": [elsewhere]}), {})
+def test_a_lambda_endpoint_outside_the_environments_region_is_refused(context, config):
+    env = varied(config)
+    elsewhere = forwarder(env, "eu-west-1" if env.region == CLOUDFRONT_REGION else CLOUDFRONT_REGION)
+    with pytest.raises(ConfigError, match=f"environments.{env.name}: .*not in this environment's region {env.region}"):
+        load_config(variant(context, env.name, notifications={"critical_endpoints": [elsewhere]}), {})

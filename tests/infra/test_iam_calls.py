@@ -93,8 +93,8 @@ def _principals(assembly: Assembly, config) -> dict[str, list[list[tuple[Stack, 
             if resource["Type"] == "AWS::CodeBuild::Project" and "verify_rollout.py" in json.dumps(props):
                 found["pipeline"].append(_role_statements(assembly, stack, props["ServiceRole"]["Fn::GetAtt"][0]))
     environments = len(config.environments)
-    # one promotion gate: on the environment before the last
-    expected = {"verifier": environments, "remediation": environments, "pipeline": environments, "gate": 1}
+    # one promotion gate: on the environment before the last (none with a single environment)
+    expected = {"verifier": environments, "remediation": environments, "pipeline": environments, "gate": int(environments > 1)}
     assert {k: len(v) for k, v in found.items()} == expected
     return found
 

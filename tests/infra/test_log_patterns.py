@@ -22,6 +22,7 @@ import pytest
 
 from config import AppConfig, EnvironmentConfig, load_config
 from stages.service_alarms import LogPattern, log_patterns
+from tests.infra.configured import environment_names
 from tests.infra.filter_pattern import FilterPatternError, matches, parse
 
 SERVICE_TESTS = Path(__file__).resolve().parents[1] / "service"
@@ -41,7 +42,7 @@ from service.logs import OUTPUT  # noqa: E402
 
 pytestmark = pytest.mark.xdist_group("service")
 
-ENVS = ["dev", "staging", "prod"]
+ENVS = environment_names()
 
 # ---------------------------------------------------------------------------------------------------------------
 # The evaluator, on events modelled after the AWS documentation's JSON filter-pattern examples.
@@ -302,16 +303,17 @@ def test_slow_request_filter_at_the_configured_threshold(
 
 
 def test_slow_request_threshold_from_config_is_strict_at_the_real_line(
-    service_lines: ServiceLines, context: dict[str, Any]
+    service_lines: ServiceLines, context: dict[str, Any], config: AppConfig
 ) -> None:
     # Thresholds set through the configuration (as `-c delivery.environments.dev.alarms.slow_request_ms=…` would)
     # around the real slow line's duration: just below it counts the line, at or above it does not (`>`).
     duration = service_lines.db_request.record["duration_ms"]
     below, at_or_above = math.ceil(duration) - 1, math.ceil(duration)
+    name = config.environments[0].name
 
     def pattern_with(threshold: int) -> str:
-        overridden = load_config({**context, "delivery.environments.dev.alarms.slow_request_ms": str(threshold)}, {})
-        env = overridden.environment("dev")
+        overridden = load_config({**context, f"delivery.environments.{name}.alarms.slow_request_ms": str(threshold)}, {})
+        env = overridden.environment(name)
         assert env.alarms.slow_request_ms == threshold
         return pattern_of(env, "SlowRequests").pattern
 

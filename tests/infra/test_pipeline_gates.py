@@ -40,6 +40,27 @@ def _deploy_stage_names(config):
     return [e.name.capitalize() for e in config.environments]
 
 
+def _gated(config):
+    """The environment whose health gates promotion into the last one (staging in the example); with a single
+    environment there is none."""
+    return config.environments[-2] if len(config.environments) > 1 else None
+
+
+def _gate_functions(pipeline_template):
+    return {k: v for k, v in resources_of(pipeline_template, "AWS::Lambda::Function").items() if k.startswith("PromotionGate")}
+
+
+def _invoke_statements(pipeline_template, pipeline):
+    role_id = pipeline["RoleArn"]["Fn::GetAtt"][0]
+    return [
+        s
+        for p in resources_of(pipeline_template, "AWS::IAM::Policy").values()
+        if {"Ref": role_id} in p["Properties"]["Roles"]
+        for s in p["Properties"]["PolicyDocument"]["Statement"]
+        if "lambda:InvokeFunction" in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])
+    ]
+
+
 def test_every_environment_rolls_back_on_failure_and_nothing_else_does(stages, config):
     # botocore codepipeline FailureConditions.result: Result enum (ROLLBACK | FAIL | RETRY | SKIP).
     assert "ROLLBACK" in _codepipeline_shapes()["Result"]["enum"]
@@ -82,7 +103,10 @@ def _rule(condition_block: dict[str, Any]) -> tuple[str, dict[str, Any]]:
 def test_staging_is_gated_by_its_composite_alarm_for_the_bake_time(stages, pipeline_template, config):
     # botocore codepipeline SuccessConditions/Condition/RuleDeclaration: name and ruleTypeId are required.
     required = set(_codepipeline_shapes()["RuleDeclaration"]["required"])
-    gated = config.environments[-2]
+    gated = _gated(config)
+    if gated is None:
+        assert not [n for n, stage in stages.items() if "OnSuccess" in stage] and not _gate_functions(pipeline_template)
+        return
     result, rule = _rule(stages[gated.name.capitalize()]["OnSuccess"])
     assert result == "ROLLBACK"
     assert {k[0].lower() + k[1:] for k in rule} >= required
@@ -104,24 +128,21 @@ def test_staging_is_gated_by_its_composite_alarm_for_the_bake_time(stages, pipel
 
 def test_the_pipeline_role_may_invoke_exactly_the_gate_function(pipeline_template, pipeline, stages, config):
     # Service Authorization Reference, AWS Lambda: InvokeFunction on the function ARN; rules grant nothing by themselves.
-    _, rule = _rule(stages[config.environments[-2].name.capitalize()]["OnSuccess"])
+    statements = _invoke_statements(pipeline_template, pipeline)
+    if _gated(config) is None:
+        assert statements == []
+        return
+    _, rule = _rule(stages[_gated(config).name.capitalize()]["OnSuccess"])
     function_id = rule["Configuration"]["FunctionName"]["Ref"]
-    role_id = pipeline["RoleArn"]["Fn::GetAtt"][0]
-    statements = [
-        s
-        for p in resources_of(pipeline_template, "AWS::IAM::Policy").values()
-        if {"Ref": role_id} in p["Properties"]["Roles"]
-        for s in p["Properties"]["PolicyDocument"]["Statement"]
-        if "lambda:InvokeFunction" in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])
-    ]
     assert statements == [{"Action": "lambda:InvokeFunction", "Effect": "Allow", "Resource": {"Fn::GetAtt": [function_id, "Arn"]}}]
 
 
 def test_the_gate_function_may_assume_only_the_gated_environments_verifier_role(pipeline_template, config):
-    gated = config.environments[-2]
-    (function_id, function), = [
-        (k, v) for k, v in resources_of(pipeline_template, "AWS::Lambda::Function").items() if k.startswith("PromotionGate")
-    ]
+    gated = _gated(config)
+    if gated is None:
+        assert not _gate_functions(pipeline_template)
+        return
+    (function_id, function), = _gate_functions(pipeline_template).items()
     role_id = function["Properties"]["Role"]["Fn::GetAtt"][0]
     assumed = [
         s["Resource"]
@@ -138,6 +159,9 @@ def test_prod_is_entered_only_inside_the_deployment_window(stages, config):
     # CodePipeline rule reference "DeploymentWindow": Cron (6 fields + optional year, seconds '*') and TimeZone;
     # botocore BeforeEntryConditions allow FAIL or SKIP.
     last = config.environments[-1].name.capitalize()
+    if config.pipeline.deployment_window is None:  # config disables the window
+        assert [n for n, s in stages.items() if "BeforeEntry" in s] == []
+        return
     result, rule = _rule(stages[last]["BeforeEntry"])
     assert result == "FAIL"
     assert rule["RuleTypeId"]["Provider"] == "DeploymentWindow"
@@ -147,11 +171,12 @@ def test_prod_is_entered_only_inside_the_deployment_window(stages, config):
     assert [n for n, s in stages.items() if "BeforeEntry" in s] == [last]
 
 
-def test_the_default_window_is_monday_to_thursday_nine_to_four_and_can_be_disabled(context):
-    default = load_config(context, {})
+def test_the_default_window_is_monday_to_thursday_nine_to_four_and_can_be_disabled(example_context):
+    # The example sets neither: these are the defaults.
+    default = load_config(example_context, {})
     assert default.pipeline.deployment_window == "* * 9-15 ? * MON-THU *"
     assert default.pipeline.promotion_bake_minutes == 10
-    disabled = json.loads(json.dumps(context))
+    disabled = json.loads(json.dumps(example_context))
     disabled["delivery"]["pipeline"]["deployment_window"] = None
     assert load_config(disabled, {}).pipeline.deployment_window is None
 

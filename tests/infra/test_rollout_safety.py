@@ -7,9 +7,11 @@ import re
 import pytest
 
 from tests.infra.cfn_model import walk
+from tests.infra.configured import environment_names, shifts_traffic, stack_path
 from tests.infra.conftest import resources_of
 
 pytestmark = pytest.mark.xdist_group("infra")
+ENVS = environment_names()
 FILL = re.compile(r"^FILL\((\w+), 0\)$")
 
 
@@ -24,9 +26,9 @@ def _evaluate(expression: str, datapoints: dict[str, float | None]) -> float | N
     return sum(datapoints.get(i) or 0.0 for i in ids)
 
 
-@pytest.mark.parametrize("env", ["dev", "staging", "prod"])
+@pytest.mark.parametrize("env", ENVS)
 def test_one_request_policy_sums_every_target_group_so_the_idle_one_cannot_block_scale_in(templates, config, env):
-    template = templates[f"{config.project}-{config.service_name}-pipeline/{env.capitalize()}/Stateless"]
+    template = templates[stack_path(config, env, "Stateless")]
     groups = set(resources_of(template, "AWS::ElasticLoadBalancingV2::TargetGroup"))
     policies = [
         p["Properties"]["TargetTrackingScalingPolicyConfiguration"]
@@ -58,12 +60,11 @@ def test_one_request_policy_sums_every_target_group_so_the_idle_one_cannot_block
     assert _evaluate(result["Expression"], {i: None for i in ids}) is None
 
 
-def test_the_production_listener_rule_holds_nothing_a_release_changes(templates, config):
+@pytest.mark.parametrize("env", ENVS)
+def test_the_production_listener_rule_holds_nothing_a_release_changes(templates, config, env):
     # ECS sets the weights during a blue/green rollout; a CloudFormation update of the rule resets them to the
     # template's (aws-cdk issue 36649), so the rule must only change when the listener or target groups do.
-    prod = config.environments[-1]
-    assert prod.deployment.strategy != "ROLLING"
-    template = templates[f"{config.project}-{config.service_name}-pipeline/{prod.name.capitalize()}/Stateless"]
+    template = templates[stack_path(config, env, "Stateless")]
     resources = template["Resources"]
     rules = resources_of(template, "AWS::ElasticLoadBalancingV2::ListenerRule")
     listeners = set(resources_of(template, "AWS::ElasticLoadBalancingV2::Listener"))
@@ -78,4 +79,5 @@ def test_the_production_listener_rule_holds_nothing_a_release_changes(templates,
         kinds = {resources[r]["Type"] for r in referenced if r in resources}
         assert referenced <= listeners | groups, f"{logical_id} refers to {kinds}: a release would update it"
         forward = rule["Properties"]["Actions"][0]["ForwardConfig"]["TargetGroups"]
-        assert sorted(g["Weight"] for g in forward) == [0, 100]
+        # Both groups where traffic shifts between them; a rolling deployment keeps one.
+        assert sorted(g["Weight"] for g in forward) == ([0, 100] if shifts_traffic(config.environment(env)) else [100])

@@ -8,9 +8,12 @@ from aws_cdk.assertions import Match, Template
 
 from config import load_config
 from stages.service_stage import ServiceStage
+from stages.regions import has_cloudfront
+from tests.infra.configured import environment_names, shifts_traffic, stack_path, stage_id
 from tests.infra.conftest import resources_of
 
 pytestmark = pytest.mark.xdist_group("infra")
+ENVS = environment_names()
 CERTIFICATE_ID = "certificate/11111111-2222-3333-4444-555555555555"
 
 
@@ -20,9 +23,9 @@ def alb_certificate(config, env: str) -> str:
     return f"arn:aws:acm:{environment.region}:{environment.account}:{CERTIFICATE_ID}"
 
 
-@pytest.mark.parametrize("env", ["dev", "staging", "prod"])
+@pytest.mark.parametrize("env", ENVS)
 def test_secrets_deny_other_accounts_and_readers_outside_the_expected_roles(templates, config, env):
-    template = templates[f"{config.project}-{config.service_name}-pipeline/{env.capitalize()}/Stateful"]
+    template = templates[stack_path(config, env, "Stateful")]
     policies = {k: v["Properties"] for k, v in resources_of(template, "AWS::SecretsManager::ResourcePolicy").items()}
     assert len(policies) == 2
     prefix = f"{config.project}-{config.service_name}-{env}"
@@ -41,7 +44,7 @@ def test_secrets_deny_other_accounts_and_readers_outside_the_expected_roles(temp
     assert f"role/{prefix}-task-execution\"" in allowed and "cfn-exec-role" not in allowed
 
 
-@pytest.mark.parametrize("env", ["dev", "staging", "prod"])
+@pytest.mark.parametrize("env", ENVS)
 def test_task_roles_read_exactly_their_secrets_and_keys(template_of, env):
     template = template_of(env, "Stateless")
     policies = template.find_resources("AWS::IAM::Policy")
@@ -55,14 +58,15 @@ def test_task_roles_read_exactly_their_secrets_and_keys(template_of, env):
 
 def test_a_public_alb_chosen_in_config_gives_https_with_a_modern_policy_and_a_redirect(context, config):
     # ELBv2 Listener schema: HTTPS with an ACM certificate and a TLS 1.3 policy; port 80 only redirects.
-    CERTIFICATE = alb_certificate(config, "staging")
+    env = config.environments[0].name
+    CERTIFICATE = alb_certificate(config, env)
     overrides = {
         **context,
-        "delivery.environments.staging.tls": json.dumps({"domain_name": "staging.example.com", "certificate_arn": CERTIFICATE, "terminate": "alb"}),
+        f"delivery.environments.{env}.tls": json.dumps({"domain_name": f"{env}.example.com", "certificate_arn": CERTIFICATE, "terminate": "alb"}),
     }
     config = load_config(overrides, {})
     app = cdk.App(context=context)
-    stage = ServiceStage(app, "Staging", app_config=config, config=config.environment("staging"))
+    stage = ServiceStage(app, stage_id(env), app_config=config, config=config.environment(env))
     template = Template.from_stack(stage.stateless)
     template.has_resource_properties(
         "AWS::ElasticLoadBalancingV2::Listener",
@@ -83,12 +87,21 @@ def test_a_public_alb_chosen_in_config_gives_https_with_a_modern_policy_and_a_re
     template.has_resource_properties("AWS::ElasticLoadBalancingV2::LoadBalancer", {"Scheme": "internet-facing"})
     template.resource_count_is("AWS::CloudFront::Distribution", 0)
     outputs = template.find_outputs("ServiceUrl")
-    assert next(iter(outputs.values()))["Value"] == "https://staging.example.com"
+    assert next(iter(outputs.values()))["Value"] == f"https://{env}.example.com"
 
 
-def test_by_default_no_listener_serves_plain_http_to_the_internet(template_of):
+@pytest.mark.parametrize("env", ENVS)
+def test_by_default_no_listener_serves_plain_http_to_the_internet(template_of, config, env):
     # ELBv2 LoadBalancer schema: an internal scheme has no public address; viewers reach it only via CloudFront.
-    template = template_of("dev", "Stateless")
-    template.has_resource_properties("AWS::ElasticLoadBalancingV2::LoadBalancer", {"Scheme": "internal"})
+    cfg = config.environment(env)
+    template = template_of(env, "Stateless")
     listeners = template.find_resources("AWS::ElasticLoadBalancingV2::Listener")
-    assert {l["Properties"]["Port"] for l in listeners.values()} == {80}
+    # A traffic-shifting deployment adds the internal test listener on 9000 (tests/infra/test_edge.py).
+    test_port = {9000} if shifts_traffic(cfg) else set()
+    if not has_cloudfront(cfg):
+        # tls.terminate "alb": HTTPS, and port 80 only redirecting (the test above).
+        template.has_resource_properties("AWS::ElasticLoadBalancingV2::LoadBalancer", {"Scheme": "internet-facing"})
+        assert {l["Properties"]["Port"] for l in listeners.values()} == {80, 443} | test_port
+        return
+    template.has_resource_properties("AWS::ElasticLoadBalancingV2::LoadBalancer", {"Scheme": "internal"})
+    assert {l["Properties"]["Port"] for l in listeners.values()} == {80} | test_port

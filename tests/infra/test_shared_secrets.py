@@ -59,6 +59,8 @@ def test_the_execution_role_may_decrypt_with_that_key_through_secrets_manager_on
     ]
     decrypt = [s for s in statements if "kms:Decrypt" in json.dumps(s["Action"]) and KEY in json.dumps(s["Resource"])]
     assert len(decrypt) == 1
-    assert decrypt[0]["Condition"] == {"StringEquals": {"kms:ViaService": f"secretsmanager.{env.region}.amazonaws.com"}}
+    # Secrets Manager calls KMS in the secret's (and key's) region, whichever region the environment is in.
+    region = SECRET.split(":")[3]
+    assert decrypt[0]["Condition"] == {"StringEquals": {"kms:ViaService": f"secretsmanager.{region}.amazonaws.com"}}
     reads = [s for s in statements if "secretsmanager:GetSecretValue" in json.dumps(s["Action"])]
     assert any(SECRET in json.dumps(s["Resource"]) for s in reads)

@@ -4,18 +4,20 @@ import pytest
 from aws_cdk.assertions import Match
 
 from stages.naming import DEPLOYMENT_ALARMS, alarm_name
+from stages.regions import has_cloudfront
+from tests.infra.configured import environment_names, shifts_traffic, stack_path
 from tests.infra.conftest import resources_of
 
 pytestmark = pytest.mark.xdist_group("infra")
-ENVS = ["dev", "staging", "prod"]
+ENVS = environment_names()
 
 
 def stateful(templates, config, env):
-    return templates[f"{config.project}-{config.service_name}-pipeline/{env.capitalize()}/Stateful"]
+    return templates[stack_path(config, env, "Stateful")]
 
 
 def stateless(templates, config, env):
-    return templates[f"{config.project}-{config.service_name}-pipeline/{env.capitalize()}/Stateless"]
+    return templates[stack_path(config, env, "Stateless")]
 
 
 @pytest.mark.parametrize("env", ENVS)
@@ -32,7 +34,8 @@ def test_network_spans_the_configured_azs_with_three_tiers(templates, config, en
     assert len(resources_of(template, "AWS::EC2::NatGateway")) == cfg.network.nat_gateways
     assert len(resources_of(template, "AWS::EC2::FlowLog")) == 1
     endpoints = [e["Properties"] for e in resources_of(template, "AWS::EC2::VPCEndpoint").values()]
-    assert len(endpoints) == 5  # S3 gateway + ECR API, ECR Docker, Logs, Secrets Manager
+    # S3 gateway, and with interface endpoints ECR API, ECR Docker, Logs, Secrets Manager
+    assert len(endpoints) == 1 + 4 * cfg.network.interface_endpoints
 
 
 @pytest.mark.parametrize("env", ENVS)
@@ -70,10 +73,11 @@ def test_database_is_postgres_18_private_encrypted_and_sized_from_config(templat
     template.resource_count_is("AWS::SecretsManager::SecretTargetAttachment", 1)
 
 
-def test_only_prod_is_multi_az_with_deletion_protection(config):
-    prod = config.environment("prod")
+def test_the_examples_prod_is_multi_az_with_deletion_protection_and_dev_is_not(example_config):
+    # The example's values (a fork chooses its own; the database test above holds any config to its template).
+    prod = example_config.environment("prod")
     assert prod.database.multi_az and prod.database.deletion_protection and prod.retain_data
-    assert not config.environment("dev").database.multi_az
+    assert not example_config.environment("dev").database.multi_az
 
 
 @pytest.mark.parametrize("env", ENVS)
@@ -98,26 +102,39 @@ def test_service_rolls_back_on_circuit_breaker_and_on_alarms_that_exist_here(tem
     assert app_alarm["Period"] == 10 and app_alarm["MetricName"] == "ServerErrors"
 
 
-def test_prod_shifts_traffic_by_canary_with_bake_time_and_a_smoke_test_hook(templates, config):
-    cfg = config.environment("prod").deployment
-    template = stateless(templates, config, "prod")
+@pytest.mark.parametrize("env", ENVS)
+def test_a_shifting_strategy_shifts_traffic_with_bake_time_and_a_smoke_test_hook_and_rolling_does_not(
+    templates, config, env
+):
+    cfg = config.environment(env).deployment
+    template = stateless(templates, config, env)
     (service,) = resources_of(template, "AWS::ECS::Service").values()
     deployment = service["Properties"]["DeploymentConfiguration"]
-    assert deployment["Strategy"] == "CANARY"
+    listeners = [l["Properties"] for l in resources_of(template, "AWS::ElasticLoadBalancingV2::Listener").values()]
+    if cfg.strategy == "ROLLING":
+        assert deployment.get("Strategy", "ROLLING") == "ROLLING"
+        assert not {"BakeTimeInMinutes", "CanaryConfiguration", "LinearConfiguration", "LifecycleHooks"} & set(deployment)
+        assert "AdvancedConfiguration" not in service["Properties"]["LoadBalancers"][0]
+        assert all(l["Port"] != 9000 for l in listeners)
+        return
+    assert deployment["Strategy"] == cfg.strategy
     assert deployment["BakeTimeInMinutes"] == cfg.bake_minutes
-    assert deployment["CanaryConfiguration"]["CanaryPercent"] == cfg.canary_percent
+    if cfg.strategy == "CANARY":
+        assert deployment["CanaryConfiguration"]["CanaryPercent"] == cfg.canary_percent
+    if cfg.strategy == "LINEAR":
+        assert deployment["LinearConfiguration"]["StepPercent"] == cfg.linear_step_percent
     (hook,) = deployment["LifecycleHooks"]
     assert hook["LifecycleStages"] == ["POST_TEST_TRAFFIC_SHIFT"]
     advanced = service["Properties"]["LoadBalancers"][0]["AdvancedConfiguration"]
     assert {"AlternateTargetGroupArn", "ProductionListenerRule", "TestListenerRule", "RoleArn"} <= set(advanced)
-    test_listener = next(
-        l["Properties"] for l in resources_of(template, "AWS::ElasticLoadBalancingV2::Listener").values()
-        if l["Properties"]["Port"] == 9000
-    )
+    test_listener = next(l for l in listeners if l["Port"] == 9000)
     assert test_listener["Protocol"] == "HTTP"
-    for env in ("dev", "staging"):
-        (other,) = resources_of(stateless(templates, config, env), "AWS::ECS::Service").values()
-        assert "Strategy" not in other["Properties"]["DeploymentConfiguration"] or other["Properties"]["DeploymentConfiguration"]["Strategy"] == "ROLLING"
+
+
+def test_the_examples_prod_shifts_by_canary_and_dev_and_staging_roll(example_config):
+    # The example's values; the test above holds any config's strategies to their templates.
+    assert [e.deployment.strategy for e in example_config.environments] == ["ROLLING", "ROLLING", "CANARY"]
+    assert [shifts_traffic(e) for e in example_config.environments] == [False, False, True]
 
 
 @pytest.mark.parametrize("env", ENVS)
@@ -160,7 +177,7 @@ def test_scaling_tracks_cpu_and_requests_within_configured_bounds(templates, con
 def test_every_log_group_has_retention_and_the_environment_key(templates, config, env):
     retention = config.environment(env).log_retention_days
     for kind in ("Stateful", "Stateless"):
-        template = templates[f"{config.project}-{config.service_name}-pipeline/{env.capitalize()}/{kind}"]
+        template = templates[stack_path(config, env, kind)]
         for name, group in resources_of(template, "AWS::Logs::LogGroup").items():
             assert group["Properties"]["RetentionInDays"] == retention, name
             assert "KmsKeyId" in group["Properties"], name
@@ -177,17 +194,21 @@ def test_security_groups_chain_cloudfront_alb_service_database(templates, config
     assert len(service_rules) == 1 and "SourceSecurityGroupId" in service_rules[0]
     groups = resources_of(template, "AWS::EC2::SecurityGroup")
     alb_group = next(g["Properties"] for n, g in groups.items() if n.startswith("LoadBalancerSecurityGroup"))
-    # The CloudFront VPC origin's interfaces live in the VPC: its range, not the internet, reaches the listener.
     public = [r for r in alb_group.get("SecurityGroupIngress", []) if r.get("CidrIp") == "0.0.0.0/0"]
-    assert public == []
-    assert {r["FromPort"] for r in alb_group["SecurityGroupIngress"]} == {80}
+    if has_cloudfront(config.environment(env)):
+        # The CloudFront VPC origin's interfaces live in the VPC: its range, not the internet, reaches the listener.
+        assert public == []
+        assert {r["FromPort"] for r in alb_group["SecurityGroupIngress"]} == {80}
+    else:
+        # tls.terminate "alb": a public load balancer, HTTPS and the redirect on port 80 (tests/infra/test_security.py).
+        assert {r["FromPort"] for r in public} == {80, 443}
 
 
 def test_waf_and_alb_deletion_protection_only_where_configured(templates, config):
-    for env in ENVS:
-        cfg = config.environment(env)
-        template = stateless(templates, config, env)
+    for cfg in config.environments:
+        template = stateless(templates, config, cfg.name)
         assert bool(resources_of(template, "AWS::WAFv2::WebACLAssociation")) == cfg.waf
+        assert bool(resources_of(template, "AWS::WAFv2::WebACL")) == cfg.waf
         (alb,) = resources_of(template, "AWS::ElasticLoadBalancingV2::LoadBalancer").values()
         attributes = {a["Key"]: a["Value"] for a in alb["Properties"]["LoadBalancerAttributes"]}
         assert attributes["deletion_protection.enabled"] == str(cfg.alb_deletion_protection).lower()
