@@ -11,10 +11,13 @@ from typing import Any
 import pytest
 
 from config import PLACEHOLDER_ACCOUNT, ConfigError, load_config
+from config.model import POSTGRES_VERSION, postgres_versions
 from pipeline.buildspec import read_buildspec
+from tests.infra.configured import EXAMPLE_CONTEXT
 
 pytestmark = pytest.mark.xdist_group("infra")
 ROOT = Path(__file__).resolve().parents[2]
+# The loader's messages are tested on the example configuration (example_context), whatever cdk.json holds.
 
 
 def with_override(context: dict[str, Any], key: str, value: Any) -> dict[str, Any]:
@@ -31,12 +34,24 @@ def without_accounts(context: dict[str, Any]) -> dict[str, Any]:
     return bare
 
 
-def test_defaults_load_in_config_order(context):
-    config = load_config(context, {})
+def test_the_example_is_what_cdk_json_holds_until_a_fork_names_its_own_repository(context, example_context):
+    # The example's values are tested on tests/infra/example_context.json so that a fork's Build passes with its own
+    # cdk.json; here, where cdk.json still names the example's repository, the two must be the same.
+    ours, example = context["delivery"], example_context["delivery"]
+    if (ours["source"]["owner"], ours["source"]["repo"]) != (example["source"]["owner"], example["source"]["repo"]):
+        pytest.skip(f"a fork ({ours['source']['owner']}/{ours['source']['repo']}): cdk.json holds its own configuration")
+    assert ours == example, (
+        f"cdk.json's context.delivery differs from {EXAMPLE_CONTEXT.relative_to(ROOT)}: the example is documented and "
+        "tested there; change both together (a fork first sets source.owner and source.repo to its own repository)"
+    )
+
+
+def test_defaults_load_in_config_order(example_context):
+    config = load_config(example_context, {})
     assert [e.name for e in config.environments] == ["dev", "staging", "prod"]
     assert [e.requires_approval for e in config.environments] == [False, True, True]
     # accounts left out of config fall back to the placeholder, which synth accepts and deploying refuses
-    assert load_config(without_accounts(context), {}).uses_placeholder_accounts
+    assert load_config(without_accounts(example_context), {}).uses_placeholder_accounts
 
 
 @pytest.mark.parametrize(
@@ -52,25 +67,25 @@ def test_defaults_load_in_config_order(context):
         ("environments.dev.log_retention_days", 10, "environments.dev.log_retention_days: Input should be 1, 3, 5, 7"),
     ],
 )
-def test_bad_input_names_the_field_and_what_is_allowed(context, key, value, message):
+def test_bad_input_names_the_field_and_what_is_allowed(example_context, key, value, message):
     with pytest.raises(ConfigError) as error:
-        load_config(with_override(context, key, value), {})
+        load_config(with_override(example_context, key, value), {})
     assert message in str(error.value)
 
 
-def test_unknown_environment_in_override_lists_known_ones(context):
+def test_unknown_environment_in_override_lists_known_ones(example_context):
     with pytest.raises(ConfigError, match="unknown environment 'prd' in override 'environments.prd.account'; known: dev, staging, prod"):
-        load_config(with_override(context, "environments.prd.account", "123456789012"), {})
+        load_config(with_override(example_context, "environments.prd.account", "123456789012"), {})
 
 
-def test_unknown_field_is_rejected_with_the_nearest_valid_key(context):
+def test_unknown_field_is_rejected_with_the_nearest_valid_key(example_context):
     with pytest.raises(ConfigError) as error:
-        load_config(with_override(context, "environments.dev.service.cpus", 512), {})
+        load_config(with_override(example_context, "environments.dev.service.cpus", 512), {})
     assert "environments.dev.service.cpus: is not a configuration key; did you mean cpu? valid keys here: cpu, memory_mib," in str(error.value)
     with pytest.raises(ConfigError, match="pipline: is not a configuration key; did you mean pipeline?"):
-        load_config(with_override(context, "pipline.account", "123456789012"), {})
+        load_config(with_override(example_context, "pipline.account", "123456789012"), {})
     with pytest.raises(ConfigError, match="environments.prod.tls.domain: is not a configuration key; did you mean domain_name?"):
-        load_config(with_override(context, "environments.prod.tls", {"domain": "x"}), {})
+        load_config(with_override(example_context, "environments.prod.tls", {"domain": "x"}), {})
 
 
 # Each value used to end in a jsii stack trace at synth, or to pass silently; now one line names the field.
@@ -93,15 +108,15 @@ def test_unknown_field_is_rejected_with_the_nearest_valid_key(context):
         ("environments.dev.network.availability_zones", "eu-west-1a,eu-west-1b", """environments.dev.network.availability_zones: must be a list of AZ names: in cdk.json ["eu-west-1a", "eu-west-1b"], on the command line -c 'delivery.environments.<name>.network.availability_zones=["eu-west-1a","eu-west-1b"]'"""),
     ],
 )
-def test_bad_values_stop_with_one_line_naming_the_field(context, key, value, message):
+def test_bad_values_stop_with_one_line_naming_the_field(example_context, key, value, message):
     with pytest.raises(ConfigError) as error:
-        load_config(with_override(context, key, value), {})
+        load_config(with_override(example_context, key, value), {})
     assert message in str(error.value)
     assert len(str(error.value).splitlines()) == 2
 
 
-def test_good_values_of_the_checked_fields_pass(context):
-    ctx = with_override(context, "environments.dev.network.availability_zones", '["eu-west-1a","eu-west-1c"]')
+def test_good_values_of_the_checked_fields_pass(example_context):
+    ctx = with_override(example_context, "environments.dev.network.availability_zones", '["eu-west-1a","eu-west-1c"]')
     ctx = {**ctx, "delivery.environments.dev.network.cidr": "192.168.0.0/20", "delivery.source.branch": "release/2026-12"}
     ctx = {**ctx, "delivery.environments.dev.database.instance_class": "db.m7g.large", "delivery.environments.dev.color": "#ABCDEF"}
     dev = load_config(ctx, {}).environment("dev")
@@ -119,8 +134,8 @@ def test_the_instance_classes_come_from_rds_data_for_postgresql_18():
     assert "t4g.huge" not in classes and "t2.nano" not in classes
 
 
-def test_context_and_environment_overrides(context):
-    ctx = with_override(without_accounts(context), "environments.staging.service.max_tasks", "9")
+def test_context_and_environment_overrides(example_context):
+    ctx = with_override(without_accounts(example_context), "environments.staging.service.max_tasks", "9")
     config = load_config(
         ctx,
         {"DELIVERY_ACCOUNT_PROD": "111111111111", "DELIVERY_PIPELINE_ACCOUNT": "222222222222", "DELIVERY_REPOSITORY": "acme/shop"},
@@ -131,8 +146,8 @@ def test_context_and_environment_overrides(context):
     assert (config.pipeline.account, config.source.owner, config.source.repo) == ("222222222222", "acme", "shop")
 
 
-def test_deploy_refuses_placeholder_accounts_naming_each_field(context):
-    committed = without_accounts(context)
+def test_deploy_refuses_placeholder_accounts_naming_each_field(example_context):
+    committed = without_accounts(example_context)
     committed["delivery"]["environments"][2]["account"] = "111111111111"
     with pytest.raises(ConfigError) as error:
         load_config(committed, {}, require_real_accounts=True)
@@ -178,37 +193,43 @@ def test_app_rejects_a_deploy_with_placeholders_before_synthesizing(tmp_path, co
     assert not (tmp_path / "manifest.json").exists()
 
 
-def test_app_rejects_bad_cli_context_with_one_clear_line(tmp_path):
-    result = run_app({"CDK_OUTDIR": str(tmp_path)}, {"delivery.environments.prod.service.min_tasks": "50"})
+def test_app_rejects_bad_cli_context_with_one_clear_line(tmp_path, example_context):
+    example = {"delivery": example_context["delivery"]}
+    result = run_app({"CDK_OUTDIR": str(tmp_path)}, {**example, "delivery.environments.prod.service.min_tasks": "50"})
     assert result.returncode == 2
     assert "environments.prod.service.min_tasks: Input should be less than or equal to 100 (got 50)" not in result.stderr
     assert "min_tasks (50) is greater than max_tasks (12)" in result.stderr
     assert "Traceback" not in result.stderr
 
 
-def test_app_stops_a_bad_cidr_with_the_field_and_no_stack_trace(tmp_path):
+def test_app_stops_a_bad_cidr_with_the_field_and_no_stack_trace(tmp_path, example_context):
     # Before: a jsii/Node stack trace from ec2.IpAddresses.cidr at synth time.
-    result = run_app({"CDK_OUTDIR": str(tmp_path)}, {"delivery.environments.prod.network.cidr": "300.1.1.1/16"})
+    example = {"delivery": example_context["delivery"]}
+    result = run_app({"CDK_OUTDIR": str(tmp_path)}, {**example, "delivery.environments.prod.network.cidr": "300.1.1.1/16"})
     assert result.returncode == 2
     assert "ConfigError: invalid configuration:\n  environments.prod.network.cidr: is not an IPv4 network" in result.stderr
     assert "Traceback" not in result.stderr and "jsii" not in result.stderr
     assert not (tmp_path / "manifest.json").exists()
 
 
-def test_the_database_version_is_one_aws_cdk_lib_knows_rds_offers(context):
+def test_the_database_version_is_one_aws_cdk_lib_knows_rds_offers(context, example_context):
     from aws_cdk import aws_rds as rds
 
     # rds.PostgresEngineVersion lists the versions RDS offered when this aws-cdk-lib was released
     newest = max((n for n in dir(rds.PostgresEngineVersion) if n.startswith("VER_18_")), key=lambda n: int(n.split("_")[2]))
-    config = load_config(context, {})
-    assert {e.database.engine_version for e in config.environments} == {newest.removeprefix("VER_").replace("_", ".")}
+    newest = newest.removeprefix("VER_").replace("_", ".")
+    # The default (which the example uses everywhere) is the newest; a fork may pin any version aws-cdk-lib knows.
+    assert POSTGRES_VERSION == newest
+    example = load_config(example_context, {})
+    assert {e.database.engine_version for e in example.environments} == {newest}
+    assert {e.database.engine_version for e in load_config(context, {}).environments} <= set(postgres_versions())
     with pytest.raises(ConfigError, match=r"environments.dev.database.engine_version: PostgreSQL 18.6 is not a version aws-cdk-lib knows RDS to offer; known: 18.1, 18.2, 18.3"):
-        load_config(with_override(context, "environments.dev.database.engine_version", "18.6"), {})
+        load_config(with_override(example_context, "environments.dev.database.engine_version", "18.6"), {})
 
 
-def test_names_too_long_for_iam_roles_are_refused(context):
+def test_names_too_long_for_iam_roles_are_refused(example_context):
     with pytest.raises(ConfigError, match="at most 48 fit the IAM role names"):
-        load_config(with_override(with_override(context, "service_name", "long-service-name-for-roles"), "project", "delivery-platform"), {})
+        load_config(with_override(with_override(example_context, "service_name", "long-service-name-for-roles"), "project", "delivery-platform"), {})
 
 
 def test_delivery_validate_is_0_or_1_and_validates_when_unset():
