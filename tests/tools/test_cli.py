@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import shutil
 import subprocess
 from pathlib import Path
+
+from config import AppConfig, load_config, read_context
 
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -25,6 +28,11 @@ def npx() -> list[str]:
     found = shutil.which("npx", path=PLAIN_PATH)
     assert found, f"no npx on {PLAIN_PATH}: the README asks for Node >= 20"
     return [found]
+
+
+def configured() -> AppConfig:
+    """cdk.json's configuration (a fork's own): project and environment names come from it."""
+    return load_config(read_context(ROOT / "cdk.json"), {})
 
 
 def run(command: list[str], env: dict[str, str], timeout: float = 600) -> subprocess.CompletedProcess[str]:
@@ -46,16 +54,20 @@ def test_npx_cdk_synth_works_from_a_plain_shell(tmp_path):
     # Every feature flag is set in cdk.json: no "feature flags are not configured" notice.
     assert "feature flag" not in output.lower()
     manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
-    assert "delivery-notes-pipeline" in manifest["artifacts"]
+    assert f"{configured().project}-{configured().service_name}-pipeline" in manifest["artifacts"]
 
 
 def test_npx_cdk_with_a_bad_override_prints_one_config_error(tmp_path):
-    override = "delivery.environments.prod.network.cidr=10.30.0.1/16"
+    # The last environment's network with a host bit set (10.30.0.1/16 for the example's prod).
+    env = configured().environments[-1]
+    network = ipaddress.IPv4Network(env.network.cidr)
+    bad = f"{network.network_address + 1}/{network.prefixlen}"
+    override = f"delivery.environments.{env.name}.network.cidr={bad}"
     result = run([*npx(), "cdk", "synth", "--no-notices", "-o", str(tmp_path / "out"), "-c", override], plain_env())
     assert result.returncode != 0
     assert (
-        "ConfigError: invalid configuration:\n  environments.prod.network.cidr: has host bits set: the network is "
-        "10.30.0.0/16 (write that, or pick another range) (got '10.30.0.1/16')"
+        f"ConfigError: invalid configuration:\n  environments.{env.name}.network.cidr: has host bits set: the network "
+        f"is {network} (write that, or pick another range) (got '{bad}')"
     ) in result.stderr
     assert "Traceback" not in result.stderr and "ModuleNotFoundError" not in result.stderr
 

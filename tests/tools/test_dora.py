@@ -4,6 +4,7 @@ the codepipeline, cloudformation and ECS models) and a real git repository; ever
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import subprocess
 from pathlib import Path
@@ -13,6 +14,7 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
+import preflight_world
 from tools import dora
 
 UTC = dt.UTC
@@ -20,6 +22,14 @@ NOW = dt.datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
 SINCE = NOW - dt.timedelta(days=90)
 PIPELINE = "delivery-notes-pipeline-Pipeline9850B417-AB12CD34EF56"
 CLUSTER, SERVICE = "prod-cluster", "prod-web"
+
+
+@pytest.fixture(autouse=True)
+def example_configuration(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
+    # The histories here are the example's (delivery-notes-prod-…), not those of whatever a fork's cdk.json holds.
+    root = tmp_path_factory.mktemp("root")
+    (root / "cdk.json").write_text(json.dumps({"context": preflight_world.context(placeholders=True)}))
+    monkeypatch.setattr(dora, "ROOT", root)
 
 
 def t(day: int, hour: int, minute: int = 0) -> dt.datetime:

@@ -4,6 +4,7 @@ against the ECS, CloudWatch and CloudFormation models). The service must end on 
 from __future__ import annotations
 
 import datetime as dt
+import json
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,7 @@ import pytest
 from botocore.exceptions import NoCredentialsError
 from botocore.stub import Stubber
 
+import preflight_world
 from tools import drill
 
 T0 = dt.datetime(2026, 12, 1, 10, 0, tzinfo=dt.UTC)
@@ -21,6 +23,15 @@ ORIGINAL = "arn:aws:ecs:eu-west-1:000000000000:task-definition/delivery-notes-de
 FAULTY = "arn:aws:ecs:eu-west-1:000000000000:task-definition/delivery-notes-dev-web:8"
 ALARMS = [f"delivery-notes-dev-{k}" for k in ("5xx-rate", "tg-5xx-rate", "app-server-errors", "p99-latency", "unhealthy-targets")]
 POLL = 30
+
+
+@pytest.fixture(autouse=True)
+def example_configuration(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
+    # The histories here are the example's (delivery-notes-dev-…), not those of whatever a fork's cdk.json holds.
+    root = tmp_path_factory.mktemp("root")
+    (root / "cdk.json").write_text(json.dumps({"context": preflight_world.context(placeholders=True)}))
+    (root / "docs").symlink_to(drill.ROOT / "docs")
+    monkeypatch.setattr(drill, "ROOT", root)
 
 
 class Clock:
