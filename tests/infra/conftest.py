@@ -68,19 +68,17 @@ def _validated(directory: Path) -> Path:
     return directory
 
 
-@pytest.fixture(scope="session")
-def assembly_dir(tmp_path_factory: pytest.TempPathFactory, context: dict[str, Any], config: AppConfig) -> Path:
-    given = os.environ.get("DELIVERY_TEST_ASSEMBLY")
-    if given:
-        # Synthesizing again would run cdk-nag a second time in the same build.
-        return _validated(Path(given).resolve())
+def synthesized_once(
+    tmp_path_factory: pytest.TempPathFactory, name: str, context: dict[str, Any], config: AppConfig
+) -> Path:
+    """The app synthesized (with cdk-nag) into a directory once per test run, whichever workers ask for it."""
     run = os.environ.get("PYTEST_XDIST_TESTRUNUID")
     if not run:
-        outdir = tmp_path_factory.mktemp("cdk.out")
+        outdir = tmp_path_factory.mktemp(name)
         _synthesize(outdir, context, config)
         return outdir
     # Under xdist every worker is a session: the first one synthesizes, the others wait and share the result.
-    shared = tmp_path_factory.getbasetemp().parent / f"cdk.out-{run}"
+    shared = tmp_path_factory.getbasetemp().parent / f"{name}-{run}"
     with (shared.parent / f"{shared.name}.lock").open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
@@ -92,7 +90,15 @@ def assembly_dir(tmp_path_factory: pytest.TempPathFactory, context: dict[str, An
 
 
 @pytest.fixture(scope="session")
-def templates(assembly_dir: Path) -> dict[str, dict[str, Any]]:
+def assembly_dir(tmp_path_factory: pytest.TempPathFactory, context: dict[str, Any], config: AppConfig) -> Path:
+    given = os.environ.get("DELIVERY_TEST_ASSEMBLY")
+    if given:
+        # Synthesizing again would run cdk-nag a second time in the same build.
+        return _validated(Path(given).resolve())
+    return synthesized_once(tmp_path_factory, "cdk.out", context, config)
+
+
+def templates_in(assembly_dir: Path) -> dict[str, dict[str, Any]]:
     """Every stack template by display name, e.g. 'delivery-notes-pipeline/Prod/Stateless'."""
     found: dict[str, dict[str, Any]] = {}
     for directory in [assembly_dir, *sorted(assembly_dir.glob("assembly-*"))]:
@@ -106,11 +112,20 @@ def templates(assembly_dir: Path) -> dict[str, dict[str, Any]]:
 
 
 @pytest.fixture(scope="session")
-def template_of(templates: dict[str, dict[str, Any]], config: AppConfig) -> Callable[[str, str], Template]:
+def templates(assembly_dir: Path) -> dict[str, dict[str, Any]]:
+    return templates_in(assembly_dir)
+
+
+def templates_by_stack(templates: dict[str, dict[str, Any]], config: AppConfig) -> Callable[[str, str], Template]:
     def get(env: str, kind: str) -> Template:
         return Template.from_json(templates[configured.stack_path(config, env, kind)])
 
     return get
+
+
+@pytest.fixture(scope="session")
+def template_of(templates: dict[str, dict[str, Any]], config: AppConfig) -> Callable[[str, str], Template]:
+    return templates_by_stack(templates, config)
 
 
 @pytest.fixture(scope="session")
