@@ -91,15 +91,6 @@ def test_a_public_alb_chosen_in_config_gives_https_with_a_modern_policy_and_a_re
     assert next(iter(outputs.values()))["Value"] == f"https://{env}.example.com"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=RuntimeError,
-    reason=(
-        "stages/load_balancer.py: the port-80 redirect listener of a public ALB has no ACM certificate and no "
-        "acknowledgment of NIST.800.53.R5-ELBv2ACMCertificateRequired, so cdk-nag fails every synth of a config with "
-        "tls.terminate alb"
-    ),
-)
 def test_a_public_alb_passes_cdk_nag(context, config, tmp_path):
     env = config.environments[0].name
     tls = {"domain_name": f"{env}.example.com", "certificate_arn": alb_certificate(config, env), "terminate": "alb"}
