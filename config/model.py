@@ -278,8 +278,17 @@ class DeploymentConfig(_Frozen):
                 f"shutdown_timeout_seconds ({self.shutdown_timeout_seconds}) must be at least 5 s less than "
                 f"stop_timeout_seconds ({self.stop_timeout_seconds}) so ECS never kills a draining task"
             )
-        if self.strategy != "ROLLING" and self.bake_minutes == 0:
-            raise ValueError(f"strategy {self.strategy} needs bake_minutes > 0")
+        if self.strategy != "ROLLING":
+            # Imported here: stages.naming imports this module. The timings are plain data (stages/alarm_timing.py).
+            from stages.alarm_timing import minimum_bake_minutes
+
+            needed = minimum_bake_minutes()
+            if self.bake_minutes < needed:
+                raise ValueError(
+                    f"bake_minutes ({self.bake_minutes}) must be at least {needed} with strategy {self.strategy}: "
+                    f"the slowest deployment alarm needs up to {needed} min to decide, and ECS rolls back on alarms "
+                    "only until the bake ends"
+                )
         return self
 
 

@@ -64,7 +64,7 @@ P99_LATENCY = AlarmTiming(period_s=60, evaluation_periods=3)
 UNHEALTHY_TARGETS = AlarmTiming(period_s=60, evaluation_periods=2)
 
 
-def deployment_alarm_timings(config: EnvironmentConfig) -> dict[str, AlarmTiming]:
+def deployment_alarm_timings(config: EnvironmentConfig | None = None) -> dict[str, AlarmTiming]:
     """Timing of every alarm ECS rolls a deployment back on, by kind (the names in naming.DEPLOYMENT_ALARMS)."""
     timings = {
         "5xx-rate": ERROR_RATE,
@@ -74,13 +74,19 @@ def deployment_alarm_timings(config: EnvironmentConfig) -> dict[str, AlarmTiming
         "unhealthy-targets": UNHEALTHY_TARGETS,
     }
     if set(timings) != set(DEPLOYMENT_ALARMS):
-        raise ValueError(f"{config.name}: deployment alarm timings {sorted(timings)} != {sorted(DEPLOYMENT_ALARMS)}")
+        where = f"{config.name}: " if config else ""
+        raise ValueError(f"{where}deployment alarm timings {sorted(timings)} != {sorted(DEPLOYMENT_ALARMS)}")
     return timings
 
 
+def minimum_bake_minutes(config: EnvironmentConfig | None = None) -> int:
+    """The slowest deployment alarm's decision bound, rounded up to whole minutes (ECS bakes in minutes). A bake
+    shorter than this ends before that alarm could roll the deployment back."""
+    slowest = max(t.decision_s for t in deployment_alarm_timings(config).values())
+    return math.ceil(slowest / 60)
+
+
 def minimum_step_bake(config: EnvironmentConfig) -> Duration:
-    """The slowest deployment alarm's decision bound, rounded up to whole minutes (ECS bakes in minutes)."""
     from aws_cdk import Duration  # here, not at module level: report/ imports this module without the CDK
 
-    slowest = max(t.decision_s for t in deployment_alarm_timings(config).values())
-    return Duration.minutes(math.ceil(slowest / 60))
+    return Duration.minutes(minimum_bake_minutes(config))

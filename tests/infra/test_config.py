@@ -115,6 +115,27 @@ def test_bad_values_stop_with_one_line_naming_the_field(example_context, key, va
     assert len(str(error.value).splitlines()) == 2
 
 
+def test_a_traffic_shift_bake_shorter_than_the_slowest_deployment_alarm_is_refused(example_context):
+    # A bake that ends before the slowest deployment alarm (p99 latency, 3 one-minute periods) could decide lets a
+    # bad revision finish its rollout; the step bakes are raised to that bound, the final bake is the user's choice.
+    from stages.alarm_timing import P99_LATENCY, minimum_bake_minutes
+
+    needed = minimum_bake_minutes()
+    assert needed == -(-P99_LATENCY.decision_s // 60) == 6
+    for strategy in ("CANARY", "LINEAR", "BLUE_GREEN"):
+        ctx = {**example_context, "delivery.environments.prod.deployment.strategy": strategy}
+        with pytest.raises(ConfigError) as error:
+            load_config({**ctx, "delivery.environments.prod.deployment.bake_minutes": str(needed - 1)}, {})
+        assert (
+            f"environments.prod.deployment: bake_minutes ({needed - 1}) must be at least {needed} with strategy {strategy}"
+        ) in str(error.value)
+        loaded = load_config({**ctx, "delivery.environments.prod.deployment.bake_minutes": str(needed)}, {})
+        assert loaded.environment("prod").deployment.bake_minutes == needed
+    # A rolling deployment has no bake.
+    dev = load_config(example_context, {}).environment("dev").deployment
+    assert (dev.strategy, dev.bake_minutes) == ("ROLLING", 0)
+
+
 def test_good_values_of_the_checked_fields_pass(example_context):
     ctx = with_override(example_context, "environments.dev.network.availability_zones", '["eu-west-1a","eu-west-1c"]')
     ctx = {**ctx, "delivery.environments.dev.network.cidr": "192.168.0.0/20", "delivery.source.branch": "release/2026-12"}
