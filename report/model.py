@@ -28,7 +28,7 @@ BUILD_INSTALL_S = 94
 # What pip's bytecode compilation of the lock adds (149.6 s with it, 65.2 s without, same machine).
 PIP_COMPILE_S = 84
 BUILD_SYNTH_S = 12  # make synth with cdk-nag and the template validator (the build's only synth)
-BUILD_TESTS_S = 92  # make check-assembly, -n 2, on that validated assembly (601 tests; 91.6 s, 2026-12-01 15:11 UTC)
+BUILD_TESTS_S = 97  # make check-assembly, -n 2, on that validated assembly (725 tests; 87.8–100.5 s, 3 runs, 2026-12-01 17:18–17:28 UTC)
 # The ServiceTests action beside it (pipeline/tests_action.py): make install, then make check-service.
 SERVICE_TESTS_S = 82
 SERVICE_TESTS_ACTION = "ServiceTests"  # pipeline/tests_action.py
@@ -109,8 +109,8 @@ ASSUMPTIONS: list[tuple[str, str, str]] = [
     ("Build action: make synth (cdk-nag and template validation, once per build)", f"{BUILD_SYNTH_S} s",
      "measured on the 2-vCPU development machine, 2026-12-01 15:07 UTC, load 1.2–1.7: 12.3 s"),
     ("Build action: make check-assembly (every test without Docker but the service's, on that assembly)",
-     f"{BUILD_TESTS_S} s", "measured with 2 workers on 2 vCPUs (CodeBuild MEDIUM's 4 vCPUs and the 4 workers "
-     "`make` starts there not credited)"),
+     f"{BUILD_TESTS_S} s", "measured with 2 workers on 2 vCPUs, 2026-12-01 17:18–17:28 UTC: 725 tests, median of "
+     "3 runs 97.0 s (87.8–100.5 s); CodeBuild MEDIUM's 4 vCPUs and the 4 workers `make` starts there not credited"),
     ("ServiceTests action (beside Build): make install + make check-service (163 tests, a real PostgreSQL)",
      f"{BUILD_INSTALL_S} s + {SERVICE_TESTS_S} s", "measured with 2 workers on 2 vCPUs, 2026-12-01 15:10 UTC: 81.8 s"),
     ("Pinned CDK tool install (npm aws-cdk or cdk-assets into /tmp) per action", f"{TOOL_INSTALL_S} s",
