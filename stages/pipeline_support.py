@@ -1,7 +1,8 @@
-"""The pipeline's us-east-1 support stack, which exists because an environment deploys a stack there.
+"""The pipeline's support stacks: one in every region other than the pipeline's where an environment deploys a stack
+(us-east-1 for prod's CloudFront alarm, or an environment's own region).
 
 CodePipeline needs an artifact bucket in every region it deploys to, so CDK Pipelines adds a stack
-"<pipeline>-support-us-east-1" (a replication bucket, and with cross-account keys its KMS key) in the pipeline's
+"<pipeline>-support-<region>" (a replication bucket, and with cross-account keys its KMS key) in the pipeline's
 account, outside every Stage and outside the pipeline stack. It therefore gets neither the pipeline's acknowledgments
 nor its tags; cover_pipeline_support_stacks gives it both, with the same reasons as the pipeline's own artifact bucket.
 """
@@ -21,11 +22,11 @@ from stages.nag import acknowledge, acknowledge_wildcards, acknowledgments_recor
 SUPPORT_STACK_PREFIX = "cross-region-stack-"
 BUCKET_REASONS = {
     "AwsSolutions-S1": (
-        "CodePipeline's us-east-1 replication bucket holds transient copies of pipeline artifacts for the us-east-1 "
-        "deploy action, readable only by the pipeline and the CDK deploy role (CDK Pipelines' bucket policy, TLS "
+        "CodePipeline's replication bucket in another region holds transient copies of pipeline artifacts for the "
+        "deploy actions in that region, readable only by the pipeline and the CDK deploy role (CDK Pipelines' bucket policy, TLS "
         "only); object access is audited with CloudTrail data events, as for the pipeline's own artifact bucket"
     ),
-    "NIST.800.53.R5-S3BucketLoggingEnabled": "Same as AwsSolutions-S1: transient pipeline artifacts replicated to us-east-1",
+    "NIST.800.53.R5-S3BucketLoggingEnabled": "Same as AwsSolutions-S1: transient pipeline artifacts replicated to the region of a deploy action",
     "NIST.800.53.R5-S3BucketReplicationEnabled": (
         "It is itself CodePipeline's replica of transient build artifacts, reproducible from git"
     ),
@@ -64,7 +65,7 @@ def _cover(node: Stack, pipeline_stack: Stack, tags: dict[str, str]) -> None:
         acknowledge_wildcards(
             pipeline_stack,
             [(rf"^Resource::arn:<AWS::Partition>:s3:::{name}/\*$",
-              "Objects of the pipeline's own us-east-1 replication bucket; object keys are execution ids not known in advance")],
+              "Objects of the pipeline's own replication bucket in another region; object keys are execution ids not known in advance")],
         )
     for child in node.node.find_all():
         if TagManager.is_taggable(child):
