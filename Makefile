@@ -111,7 +111,7 @@ alarms: install ## every alarm per environment (threshold, period, datapoints, a
 	$(BIN)/python -m tools.alarm_table cdk.out
 
 .PHONY: compliance
-compliance: install ## cdk-nag acknowledgments in cdk.out, per pack and rule, with their reasons
+compliance: install ## cdk-nag acknowledgments in a validated cdk.out (DELIVERY_VALIDATE=1 make synth), per pack and rule, with their reasons
 	$(BIN)/python -m tools.compliance_summary cdk.out
 
 .PHONY: lock

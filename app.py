@@ -18,6 +18,8 @@ from stages.nag import acknowledgments_recorded
 from stages.tagging import apply_standard_tags
 
 ROOT = Path(__file__).resolve().parent
+# Where aws-cdk-lib writes the validation plugins' report in the cloud assembly.
+VALIDATION_REPORT = "validation-report.json"
 
 
 def cli_version(package: str = "aws-cdk") -> str:
@@ -66,6 +68,12 @@ def build(app: cdk.App, config: AppConfig, *, compliance: bool = True) -> Pipeli
     return stack
 
 
+def forget_earlier_validation(outdir: Path) -> None:
+    """A synth without validation overwrites the assembly but not an earlier validated synth's report, which would
+    then vouch for templates cdk-nag never saw (`make compliance` and DELIVERY_TEST_ASSEMBLY trust that report)."""
+    (outdir / VALIDATION_REPORT).unlink(missing_ok=True)
+
+
 def main() -> None:
     try:
         validate = validating(os.environ)
@@ -88,6 +96,8 @@ def main() -> None:
             file=sys.stderr,
         )
     build(app, config, compliance=validate)
+    if not validate:
+        forget_earlier_validation(Path(app.outdir))
     app.synth()
     if not validate:
         print(

@@ -12,7 +12,14 @@ PACKS = ("AwsSolutions", "NIST.800.53.R5")
 
 def summarize(outdir: Path) -> str:
     if not (outdir / "manifest.json").exists():
-        raise SystemExit(f"compliance_summary: no cloud assembly at {outdir}: run `make synth` first")
+        raise SystemExit(f"compliance_summary: no cloud assembly at {outdir}: run `DELIVERY_VALIDATE=1 make synth` first")
+    if not (outdir / "validation-report.json").exists():
+        # A synth without validation (plain `make synth`) records no acknowledgments (stages/nag.py): an empty
+        # summary would read as "nothing acknowledged".
+        raise SystemExit(
+            f"compliance_summary: {outdir} was synthesized without validation, which records no acknowledgments: "
+            "run `DELIVERY_VALIDATE=1 make synth` first"
+        )
     rules: dict[str, dict[str, list[str]]] = {pack: defaultdict(list) for pack in PACKS}
     for metadata in sorted(outdir.rglob("*.metadata.json")):
         for entries in json.loads(metadata.read_text()).values():

@@ -3,6 +3,7 @@ template: acknowledgments are metadata that only the validation plugins read."""
 
 from __future__ import annotations
 
+import functools
 import json
 from pathlib import Path
 from typing import Any
@@ -70,3 +71,17 @@ def test_build_records_acknowledgments_exactly_when_it_validates(monkeypatch, co
         app_module.build(cdk.App(), config, compliance=compliance)
     assert seen == [True, False]
     assert recording_acknowledgments()  # and back to the default afterwards
+
+
+@pytest.mark.parametrize(("validate", "kept"), [("0", False), ("1", True)])
+def test_a_synth_without_validation_leaves_no_earlier_validation_report_behind(monkeypatch, tmp_path, validate, kept):
+    # Otherwise `make compliance` and DELIVERY_TEST_ASSEMBLY would trust a report about templates cdk-nag never saw.
+    stale = tmp_path / app_module.VALIDATION_REPORT
+    stale.write_text(json.dumps({"pluginReports": [{"pluginName": "AwsSolutions", "conclusion": "success"}]}))
+    # jsii's node process read CDK_OUTDIR when it started, so the outdir is given to the App instead.
+    monkeypatch.setattr(app_module.cdk, "App", functools.partial(cdk.App, outdir=str(tmp_path)))
+    monkeypatch.setenv("DELIVERY_VALIDATE", validate)
+    monkeypatch.setattr(app_module, "build", lambda app, config, compliance: cdk.Stack(app, "Probe"))
+    app_module.main()
+    assert (tmp_path / "manifest.json").exists()
+    assert stale.exists() is kept

@@ -6,6 +6,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tools.compliance_summary import summarize as compliance_summary
 from tools.summary import summarize as synth_summary
 
@@ -82,8 +84,15 @@ def acknowledged(rules: dict[str, str]) -> list[dict[str, Any]]:
     return [{"type": "aws:cdk:acknowledged-rules", "data": rules}]
 
 
+def test_compliance_summary_refuses_an_assembly_synthesized_without_validation(tmp_path):
+    write(tmp_path / "manifest.json", {"artifacts": {}})
+    with pytest.raises(SystemExit, match=r"synthesized without validation.*DELIVERY_VALIDATE=1 make synth"):
+        compliance_summary(tmp_path)
+
+
 def test_compliance_summary_shows_each_distinct_reason_of_a_grouped_rule(tmp_path):
     write(tmp_path / "manifest.json", {"artifacts": {}})
+    write(tmp_path / "validation-report.json", {"pluginReports": []})
     write(
         tmp_path / "a.metadata.json",
         {
