@@ -27,7 +27,7 @@ PREVIOUS_CODEBUILD_PROVISION_S = 45
 BUILD_INSTALL_S = 94
 # What pip's bytecode compilation of the lock adds (149.6 s with it, 65.2 s without, same machine).
 PIP_COMPILE_S = 84
-BUILD_SYNTH_S = 12  # make synth with cdk-nag and the template validator (the build's only synth)
+BUILD_SYNTH_S = 16  # make synth with cdk-nag and the template validator (the build's only synth): `make bench` "validated"
 BUILD_TESTS_S = 97  # make check-assembly, -n 2, on that validated assembly (725 tests; 87.8–100.5 s, 3 runs, 2026-12-01 17:18–17:28 UTC)
 # The ServiceTests action beside it (pipeline/tests_action.py): make install, then make check-service.
 SERVICE_TESTS_S = 82
@@ -107,7 +107,8 @@ ASSUMPTIONS: list[tuple[str, str, str]] = [
      "bytecode compilation 65.2 s (149.6 s with it), npm ci 2 s (bench/README.md); plus 20 s of PyPI downloads "
      "(estimate)"),
     ("Build action: make synth (cdk-nag and template validation, once per build)", f"{BUILD_SYNTH_S} s",
-     "measured on the 2-vCPU development machine, 2026-12-01 15:07 UTC, load 1.2–1.7: 12.3 s"),
+     "`make bench` synth \"validated\" on the 2-vCPU development machine, 2026-12-01 17:17 UTC: median 15.7 s "
+     "(14.1–16.9 s, n=5); 14.6 s in the 15:36 UTC run"),
     ("Build action: make check-assembly (every test without Docker but the service's, on that assembly)",
      f"{BUILD_TESTS_S} s", "measured with 2 workers on 2 vCPUs, 2026-12-01 17:18–17:28 UTC: 725 tests, median of "
      "3 runs 97.0 s (87.8–100.5 s); CodeBuild MEDIUM's 4 vCPUs and the 4 workers `make` starts there not credited"),
