@@ -169,7 +169,7 @@ class PipelineStack(Stack):
             self.stages.append(stage)
             previous = env.name
         self.pipeline.build_pipeline()
-        # A deploy action in us-east-1 made CodePipeline add a support stack there (stages/pipeline_support.py).
+        # A deploy action in another region makes CodePipeline add a support stack there (stages/pipeline_support.py).
         cover_pipeline_support_stacks(self, app_config.standard_tags(None))
         add_service_tests(self.pipeline, self.pipeline.pipeline, log_group=build_logs)
         self._verify_right_after_the_service(deploy_stages)

@@ -17,7 +17,7 @@ PACKS = ("AwsSolutions", "NIST.800.53.R5")
 
 # Acknowledgments are read only by validation (the cdk-nag packs and aws-cdk-lib's template validator). A synth that
 # runs neither (`make synth`, DELIVERY_VALIDATE=0) need not pay the round trips to node that recording them costs; the
-# templates are the same either way (tests/infra/test_report_assembly.py compares them).
+# templates are the same either way (tests/infra/test_acknowledgment_recording.py compares them).
 _recording: ContextVar[bool] = ContextVar("delivery_acknowledgments_recorded", default=True)
 
 
